@@ -1,0 +1,13 @@
+//! The face pipeline, one step per module, in the order data flows:
+//! [`detect`] (HOG boxes) → [`landmarks`] (5 points) → [`align`] (150x150 chip) →
+//! [`encode`] (128-d vector), with [`FaceModels`] tying them together behind a small API.
+
+pub mod align;
+pub mod detect;
+mod error;
+mod geometry;
+pub mod encode;
+pub mod landmarks;
+
+pub use error::FaceError;
+pub use geometry::{Point, Rect};
