@@ -12,6 +12,10 @@ pub enum FaceError {
     /// An image could not be decoded or was refused.
     #[error(transparent)]
     Image(#[from] visage_image::ImageError),
+    /// Input to a pipeline step that it cannot work with (for example landmarks that are not the
+    /// 5 of the 5-point model, or a chip of the wrong size).
+    #[error("{0}")]
+    InvalidInput(String),
     /// A model file parsed but describes something this pipeline cannot run.
     #[error("{path}: unsupported model: {message}")]
     Unsupported {

@@ -8,6 +8,7 @@ mod error;
 mod geometry;
 pub mod encode;
 pub mod landmarks;
+mod similarity;
 
 pub use error::FaceError;
 pub use geometry::{Point, Rect};

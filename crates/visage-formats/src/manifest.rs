@@ -112,7 +112,7 @@ pub enum ManifestError {
     #[error("the manifest has no model named {0:?}")]
     UnknownModel(String),
     /// Some files are missing or altered; one line each.
-    #[error("models in {dir} are not usable:\n  {}", problems.join("\n  "))]
+    #[error("models in {dir} are not usable: {}", problems.join("; "))]
     NotUsable {
         /// The models directory.
         dir: PathBuf,

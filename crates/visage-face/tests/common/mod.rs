@@ -33,14 +33,34 @@ pub struct Golden {
 
 impl Golden {
     /// The decoded RGB image the peer saw (lossless PNG).
+    /// Records of byte-identical copies (`duplicate_of`) have no PNG of their own: the
+    /// original's is used.
     pub fn decoded(&self) -> RgbImage {
-        let rel = self.json["decoded_png"].as_str().expect("decoded_png");
+        let rel = match self.json["decoded_png"].as_str() {
+            Some(rel) => rel.to_string(),
+            None => {
+                let original = self.json["duplicate_of"]
+                    .as_str()
+                    .expect("decoded_png or duplicate_of");
+                let stem = original.rsplit_once('.').map_or(original, |(stem, _)| stem);
+                let path = golden_dir().join(format!("image_{stem}.json"));
+                let json: Value =
+                    serde_json::from_slice(&std::fs::read(&path).expect("original record"))
+                        .expect("json");
+                json["decoded_png"]
+                    .as_str()
+                    .expect("original's decoded_png")
+                    .to_string()
+            }
+        };
         decode_file(&golden_dir().join(rel), &DecodeOptions::default()).expect("decoded png")
     }
 
     /// The original file (JPEG or PNG) the peer was given.
     pub fn original_path(&self) -> PathBuf {
-        golden_dir().join("images").join(self.json["file"].as_str().expect("file"))
+        golden_dir()
+            .join("images")
+            .join(self.json["file"].as_str().expect("file"))
     }
 }
 
@@ -49,7 +69,12 @@ impl Golden {
 pub fn goldens() -> Vec<Golden> {
     let dir = golden_dir();
     let mut out: Vec<Golden> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("golden directory {} not readable ({e}); set VISAGE_SHARED", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "golden directory {} not readable ({e}); set VISAGE_SHARED",
+                dir.display()
+            )
+        })
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| {
@@ -62,6 +87,10 @@ pub fn goldens() -> Vec<Golden> {
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    assert!(out.len() >= 20, "expected the 23 golden records in {}", dir.display());
+    assert!(
+        out.len() >= 20,
+        "expected the 23 golden records in {}",
+        dir.display()
+    );
     out
 }

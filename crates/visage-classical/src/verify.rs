@@ -1,0 +1,410 @@
+//! Verification ("same person or not?") on labelled pairs with k-fold threshold selection, as
+//! LFW's View 2 protocol asks: for each fold, the threshold with the best accuracy on the other
+//! folds, then accuracy on the fold itself. Anything trained (PCA, LDA, a pair SVM) is trained
+//! on the other folds only.
+
+use nalgebra::DMatrix;
+use serde::Serialize;
+
+use crate::knn::Metric;
+use crate::lda::Lda;
+use crate::pca::Pca;
+use crate::svm::{gamma_scale, BinarySvm, Kernel, SvmParams};
+use crate::ClassicalError;
+
+/// Which way a score points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Distances: a pair is "same" when its score is ≤ the threshold.
+    LowerIsSame,
+    /// Similarities and SVM decision values: "same" when the score is > the threshold.
+    HigherIsSame,
+}
+
+/// One labelled pair: indices of its two images and its fold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairRef {
+    /// Fold, 0-based.
+    pub fold: usize,
+    /// First image (column of the image matrix).
+    pub a: usize,
+    /// Second image.
+    pub b: usize,
+    /// Whether both show the same person.
+    pub same: bool,
+}
+
+/// The outcome on one fold.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FoldOutcome {
+    /// Threshold chosen on the other folds (in the score's units).
+    pub threshold: f64,
+    /// Accuracy on the other folds at that threshold (fraction).
+    pub train_accuracy: f64,
+    /// Accuracy on this fold (fraction).
+    pub accuracy: f64,
+}
+
+/// The k-fold outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KFold {
+    /// Per fold, in order.
+    pub folds: Vec<FoldOutcome>,
+    /// Mean fold accuracy (fraction).
+    pub mean_accuracy: f64,
+    /// Population standard deviation of the fold accuracies (fraction).
+    pub std_accuracy: f64,
+}
+
+fn accuracy_at(scores: &[(f64, bool)], direction: Direction, t: f64) -> f64 {
+    let right = scores
+        .iter()
+        .filter(|(s, same)| {
+            let said = match direction {
+                Direction::LowerIsSame => *s <= t,
+                Direction::HigherIsSame => *s > t,
+            };
+            said == *same
+        })
+        .count();
+    right as f64 / scores.len().max(1) as f64
+}
+
+/// The threshold with the best accuracy on `scores` (midway between two neighbouring scores,
+/// so that it generalises symmetrically), and that accuracy.
+pub fn best_threshold(scores: &[(f64, bool)], direction: Direction) -> (f64, f64) {
+    let mut sorted: Vec<f64> = scores
+        .iter()
+        .map(|s| s.0)
+        .filter(|s| s.is_finite())
+        .collect();
+    sorted.sort_by(f64::total_cmp);
+    sorted.dedup();
+    if sorted.is_empty() {
+        return (0.0, accuracy_at(scores, direction, 0.0));
+    }
+    let mut candidates = Vec::with_capacity(sorted.len() + 1);
+    candidates.push(sorted[0] - 1.0);
+    candidates.extend(sorted.windows(2).map(|w| 0.5 * (w[0] + w[1])));
+    candidates.push(sorted[sorted.len() - 1] + 1.0);
+    // One sweep over the sorted scores instead of re-counting at every candidate.
+    let mut items: Vec<(f64, bool)> = scores.to_vec();
+    items.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total_same = items.iter().filter(|i| i.1).count();
+    let n = items.len().max(1) as f64;
+    let (mut below_same, mut below_diff, mut idx) = (0usize, 0usize, 0usize);
+    let mut best = (candidates[0], f64::NEG_INFINITY);
+    for &t in &candidates {
+        while idx < items.len() && items[idx].0 <= t {
+            if items[idx].1 {
+                below_same += 1;
+            } else {
+                below_diff += 1;
+            }
+            idx += 1;
+        }
+        let above_diff = (items.len() - total_same) - below_diff;
+        let above_same = total_same - below_same;
+        let right = match direction {
+            Direction::LowerIsSame => below_same + above_diff,
+            Direction::HigherIsSame => above_same + below_diff,
+        };
+        let acc = right as f64 / n;
+        if acc > best.1 {
+            best = (t, acc);
+        }
+    }
+    best
+}
+
+/// Runs the k-fold protocol on `(fold, score, same)` triples.
+pub fn k_fold(items: &[(usize, f64, bool)], direction: Direction) -> KFold {
+    let folds = items.iter().map(|i| i.0 + 1).max().unwrap_or(0);
+    let results: Vec<FoldOutcome> = (0..folds)
+        .map(|f| {
+            let train: Vec<(f64, bool)> = items
+                .iter()
+                .filter(|i| i.0 != f)
+                .map(|i| (i.1, i.2))
+                .collect();
+            let test: Vec<(f64, bool)> = items
+                .iter()
+                .filter(|i| i.0 == f)
+                .map(|i| (i.1, i.2))
+                .collect();
+            let (threshold, train_accuracy) = best_threshold(&train, direction);
+            FoldOutcome {
+                threshold,
+                train_accuracy,
+                accuracy: accuracy_at(&test, direction, threshold),
+            }
+        })
+        .collect();
+    summarise(results)
+}
+
+fn summarise(folds: Vec<FoldOutcome>) -> KFold {
+    let k = folds.len().max(1) as f64;
+    let mean = folds.iter().map(|f| f.accuracy).sum::<f64>() / k;
+    let var = folds
+        .iter()
+        .map(|f| (f.accuracy - mean).powi(2))
+        .sum::<f64>()
+        / k;
+    KFold {
+        folds,
+        mean_accuracy: mean,
+        std_accuracy: var.sqrt(),
+    }
+}
+
+/// How pairs are scored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PairMethod {
+    /// Distance between the raw vectors (pixels or encodings).
+    Distance(Metric),
+    /// Eigenfaces: PCA with at most this many components, trained on the other folds' images,
+    /// then distance between projections.
+    Eigenfaces(Option<usize>, Metric),
+    /// Fisherfaces: LDA trained on the other folds' images with their person labels (LFW's
+    /// "unrestricted" setting, since identities are used), then Euclidean distance.
+    Fisherfaces(Option<usize>),
+    /// An SVM on the element-wise absolute difference |a − b| of the two vectors, trained on the
+    /// other folds' pairs; its decision value is the score. `gamma` None: [`gamma_scale`].
+    PairSvm {
+        /// Kernel: true for RBF, false for linear.
+        rbf: bool,
+        /// RBF γ.
+        gamma: Option<f64>,
+        /// Box constraint C.
+        c: f64,
+    },
+}
+
+/// Runs the k-fold protocol with `method` on images given as columns of `images`; `people`
+/// gives each image's person (only Fisherfaces uses it).
+pub fn verify_pairs(
+    images: &DMatrix<f64>,
+    people: &[usize],
+    pairs: &[PairRef],
+    method: PairMethod,
+) -> Result<KFold, ClassicalError> {
+    if let Some(bad) = pairs
+        .iter()
+        .find(|p| p.a >= images.ncols() || p.b >= images.ncols())
+    {
+        return Err(ClassicalError::Dimension {
+            message: format!(
+                "pair ({}, {}) outside {} images",
+                bad.a,
+                bad.b,
+                images.ncols()
+            ),
+        });
+    }
+    let folds = pairs.iter().map(|p| p.fold + 1).max().unwrap_or(0);
+    match method {
+        PairMethod::Distance(metric) => {
+            let items: Vec<(usize, f64, bool)> = pairs
+                .iter()
+                .map(|p| (p.fold, distance(metric, images, p.a, p.b), p.same))
+                .collect();
+            Ok(k_fold(&items, Direction::LowerIsSame))
+        }
+        _ => {
+            let mut outcomes = Vec::with_capacity(folds);
+            for f in 0..folds {
+                outcomes.push(one_fold(images, people, pairs, f, method)?);
+            }
+            Ok(summarise(outcomes))
+        }
+    }
+}
+
+fn distance(metric: Metric, m: &DMatrix<f64>, a: usize, b: usize) -> f64 {
+    let (x, y) = (m.column(a), m.column(b));
+    match metric {
+        Metric::Euclidean => (x - y).norm(),
+        Metric::Cosine => 1.0 - x.dot(&y) / (x.norm() * y.norm()).max(f64::MIN_POSITIVE),
+    }
+}
+
+fn one_fold(
+    images: &DMatrix<f64>,
+    people: &[usize],
+    pairs: &[PairRef],
+    fold: usize,
+    method: PairMethod,
+) -> Result<FoldOutcome, ClassicalError> {
+    let (train_pairs, test_pairs): (Vec<PairRef>, Vec<PairRef>) =
+        pairs.iter().partition(|p| p.fold != fold);
+    let mut train_images: Vec<usize> = train_pairs.iter().flat_map(|p| [p.a, p.b]).collect();
+    train_images.sort_unstable();
+    train_images.dedup();
+    let train_x = images.select_columns(train_images.iter());
+    let score_all =
+        |projected: &DMatrix<f64>, metric: Metric, set: &[PairRef]| -> Vec<(f64, bool)> {
+            set.iter()
+                .map(|p| (distance(metric, projected, p.a, p.b), p.same))
+                .collect()
+        };
+    let (train_scores, test_scores, direction) = match method {
+        PairMethod::Eigenfaces(k, metric) => {
+            let pca = Pca::fit(&train_x, k)?;
+            let y = pca.projection.project(images);
+            (
+                score_all(&y, metric, &train_pairs),
+                score_all(&y, metric, &test_pairs),
+                Direction::LowerIsSame,
+            )
+        }
+        PairMethod::Fisherfaces(k) => {
+            if people.len() != images.ncols() {
+                return Err(ClassicalError::Dimension {
+                    message: format!(
+                        "{} person labels for {} images",
+                        people.len(),
+                        images.ncols()
+                    ),
+                });
+            }
+            let labels: Vec<usize> = train_images.iter().map(|&i| people[i]).collect();
+            let lda = Lda::fit(&train_x, &labels, k)?;
+            let y = lda.projection.project(images);
+            (
+                score_all(&y, Metric::Euclidean, &train_pairs),
+                score_all(&y, Metric::Euclidean, &test_pairs),
+                Direction::LowerIsSame,
+            )
+        }
+        PairMethod::PairSvm { rbf, gamma, c } => {
+            let feats = |set: &[PairRef]| {
+                DMatrix::from_fn(images.nrows(), set.len(), |r, col| {
+                    (images[(r, set[col].a)] - images[(r, set[col].b)]).abs()
+                })
+            };
+            let (fx, tx) = (feats(&train_pairs), feats(&test_pairs));
+            let kernel = if rbf {
+                Kernel::Rbf {
+                    gamma: gamma.unwrap_or_else(|| gamma_scale(&fx)),
+                }
+            } else {
+                Kernel::Linear
+            };
+            let params = SvmParams {
+                kernel,
+                c,
+                ..SvmParams::default()
+            };
+            let y: Vec<bool> = train_pairs.iter().map(|p| p.same).collect();
+            let svm = BinarySvm::train(&fx, &y, &params)?;
+            let train_scores = svm.decision(&fx).into_iter().zip(y).collect();
+            let test_scores = svm
+                .decision(&tx)
+                .into_iter()
+                .zip(test_pairs.iter().map(|p| p.same))
+                .collect();
+            (train_scores, test_scores, Direction::HigherIsSame)
+        }
+        PairMethod::Distance(_) => unreachable!("handled without training"),
+    };
+    let (threshold, train_accuracy) = best_threshold(&train_scores, direction);
+    Ok(FoldOutcome {
+        threshold,
+        train_accuracy,
+        accuracy: accuracy_at(&test_scores, direction, threshold),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_separates_separable_scores() {
+        let scores = [(0.1, true), (0.2, true), (0.5, false), (0.9, false)];
+        let (t, acc) = best_threshold(&scores, Direction::LowerIsSame);
+        assert!((t - 0.35).abs() < 1e-12 && acc == 1.0);
+        let flipped: Vec<(f64, bool)> = scores.iter().map(|&(s, y)| (-s, y)).collect();
+        let (t, acc) = best_threshold(&flipped, Direction::HigherIsSame);
+        assert!((t + 0.35).abs() < 1e-12 && acc == 1.0);
+    }
+
+    #[test]
+    fn k_fold_uses_other_folds_threshold() {
+        // Folds 0 and 1 agree on 0.5; fold 2 alone would prefer a different cut.
+        let mut items = Vec::new();
+        for f in 0..3 {
+            items.extend([(f, 0.2, true), (f, 0.8, false)]);
+        }
+        items.push((2, 0.6, true));
+        let r = k_fold(&items, Direction::LowerIsSame);
+        assert_eq!(r.folds.len(), 3);
+        assert_eq!(r.folds[0].accuracy, 1.0);
+        assert!((r.folds[2].accuracy - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn pair_methods_run_on_toy_pairs() {
+        // Two well-separated people per fold; every method should verify them perfectly.
+        let mut cols = Vec::new();
+        let mut people = Vec::new();
+        let mut pairs = Vec::new();
+        for f in 0..3 {
+            for p in 0..2 {
+                for k in 0..3 {
+                    let base = (f * 2 + p) as f64 * 3.0;
+                    cols.extend([
+                        base + 0.01 * k as f64,
+                        -base,
+                        (base * 0.7).sin() + 0.02 * k as f64,
+                    ]);
+                    people.push(f * 2 + p);
+                }
+            }
+            let o = f * 6;
+            pairs.extend([
+                PairRef {
+                    fold: f,
+                    a: o,
+                    b: o + 1,
+                    same: true,
+                },
+                PairRef {
+                    fold: f,
+                    a: o + 3,
+                    b: o + 4,
+                    same: true,
+                },
+                PairRef {
+                    fold: f,
+                    a: o,
+                    b: o + 3,
+                    same: false,
+                },
+                PairRef {
+                    fold: f,
+                    a: o + 2,
+                    b: o + 5,
+                    same: false,
+                },
+            ]);
+        }
+        let images = DMatrix::from_column_slice(3, cols.len() / 3, &cols);
+        for m in [
+            PairMethod::Distance(Metric::Euclidean),
+            PairMethod::Eigenfaces(None, Metric::Euclidean),
+            PairMethod::PairSvm {
+                rbf: false,
+                gamma: None,
+                c: 10.0,
+            },
+        ] {
+            let r = verify_pairs(&images, &people, &pairs, m).unwrap();
+            assert_eq!(r.mean_accuracy, 1.0, "{m:?}");
+        }
+        let r = verify_pairs(&images, &people, &pairs, PairMethod::Fisherfaces(None)).unwrap();
+        assert_eq!(r.folds.len(), 3);
+    }
+}

@@ -1,0 +1,57 @@
+//! One module per subcommand.
+
+mod bench;
+mod calibrate;
+mod classical;
+mod eval;
+mod gallery;
+mod gallery_db;
+mod enroll;
+mod identify;
+mod faces;
+mod models;
+mod verify;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use visage_face::{DetectOptions, FaceModels};
+use visage_formats::manifest::models_dir;
+
+use crate::args::{Cli, Command, DetectArgs, ModelsDir};
+
+/// Runs the parsed command; `Ok` carries the exit code for partial failures.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Detect(args) => faces::run(args, visage_face::Stage::Detect),
+        Command::Landmarks(args) => faces::run(args, visage_face::Stage::Landmarks),
+        Command::Encode(args) => faces::run(args, visage_face::Stage::Encode),
+        Command::Verify(args) => verify::run(args),
+        Command::Models(args) => models::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Enroll(args) => enroll::run(args),
+        Command::Identify(args) => identify::run(args),
+        Command::Gallery(args) => gallery::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Classical(args) => classical::run(args),
+    }
+}
+
+/// Loads the face models from the flag or `VISAGE_MODELS`.
+fn load_models(dir: &ModelsDir) -> anyhow::Result<FaceModels> {
+    let dir = models_dir(dir.models.as_deref())?;
+    FaceModels::load(&dir).with_context(|| format!("cannot load the face models from {}", dir.display()))
+}
+
+fn detect_options(args: &DetectArgs) -> DetectOptions {
+    DetectOptions {
+        upsample: args.upsample,
+        adjust_threshold: args.adjust_threshold,
+    }
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
