@@ -100,8 +100,11 @@ pub struct Split {
     pub test: Vec<usize>,
 }
 
+/// A sort key of alternating text and number runs.
+type NaturalKey = Vec<(u8, u64, String)>;
+
 /// Orders names so that `s2` comes before `s10` and `2.pgm` before `10.pgm`.
-fn natural_key(s: &str) -> Vec<(u8, u64, String)> {
+fn natural_key(s: &str) -> NaturalKey {
     let mut key = Vec::new();
     let mut chars = s.chars().peekable();
     while let Some(&c) = chars.peek() {
@@ -160,7 +163,7 @@ pub fn list_people(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>, ClassicalE
     let subdirs: Vec<&PathBuf> = entries.iter().filter(|p| p.is_dir()).collect();
     let mut people = Vec::new();
     if subdirs.is_empty() {
-        let mut groups: BTreeMap<Vec<(u8, u64, String)>, (String, Vec<PathBuf>)> = BTreeMap::new();
+        let mut groups: BTreeMap<NaturalKey, (String, Vec<PathBuf>)> = BTreeMap::new();
         for path in entries.iter().filter(|p| p.is_file()) {
             let name = path
                 .file_name()

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 /// Why a classical-method operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClassicalError {
-    /// A file or folder could not be read or written.
-    #[error("{path}: {source}")]
+    /// A file or folder could not be read or written (the cause is the error's source).
+    #[error("cannot read or write {path}")]
     Io {
         /// The file or folder.
         path: PathBuf,

@@ -159,7 +159,7 @@ mod tests {
             let lda = Lda::fit(&x, &labels, None).unwrap();
             assert_eq!(lda.components(), c - 1, "c={c}");
             let lda = Lda::fit(&x, &labels, Some(100)).unwrap();
-            assert!(lda.components() <= c - 1);
+            assert!(lda.components() < c);
             assert_eq!(lda.pca_components, 4 * c - c);
         }
     }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
 use image::{GrayImage, Luma};
 use nalgebra::DMatrix;
 
@@ -79,35 +80,45 @@ pub fn fisherfaces(lda: &Lda, width: u32, height: u32, count: usize, columns: u3
     grid(&tiles, columns)
 }
 
-/// One face (`width * height` intensities) followed by its reconstructions from the first
-/// `ks[i]` principal components, in one row.
+/// One row per face (`width * height` intensities each): the face, then its reconstructions
+/// from the first `ks[i]` principal components.
 pub fn reconstructions(
     pca: &Pca,
-    face: &[f64],
+    faces: &[Vec<f64>],
     width: u32,
     height: u32,
     ks: &[usize],
 ) -> GrayImage {
-    let x = DMatrix::from_column_slice(face.len(), 1, face);
-    let mut tiles = vec![intensities(face, width, height)];
-    for &k in ks {
-        tiles.push(intensities(
-            pca.reconstruct_with(&x, k).as_slice(),
-            width,
-            height,
-        ));
+    let mut tiles = Vec::new();
+    for face in faces {
+        let x = DMatrix::from_column_slice(face.len(), 1, face);
+        tiles.push(intensities(face, width, height));
+        for &k in ks {
+            tiles.push(intensities(
+                pca.reconstruct_with(&x, k).as_slice(),
+                width,
+                height,
+            ));
+        }
     }
-    grid(&tiles, tiles.len() as u32)
+    grid(&tiles, ks.len() as u32 + 1)
 }
 
-/// Writes `image` as PNG.
+/// Writes `image` as PNG, compressed hard: these pictures are meant to be committed.
 pub fn save_png(image: &GrayImage, path: &Path) -> Result<(), ClassicalError> {
+    let err = |message: String| ClassicalError::WritePicture {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = std::fs::File::create(path).map_err(|e| err(e.to_string()))?;
+    let encoder = PngEncoder::new_with_quality(
+        std::io::BufWriter::new(file),
+        CompressionType::Best,
+        PngFilter::Adaptive,
+    );
     image
-        .save_with_format(path, image::ImageFormat::Png)
-        .map_err(|e| ClassicalError::WritePicture {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        .write_with_encoder(encoder)
+        .map_err(|e| err(e.to_string()))
 }
 
 #[cfg(test)]

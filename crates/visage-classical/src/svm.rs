@@ -117,7 +117,8 @@ impl BinarySvm {
                 ),
             });
         }
-        if !(params.c > 0.0) || !(params.tolerance > 0.0) {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(params.c) || !positive(params.tolerance) {
             return Err(ClassicalError::Parameter {
                 message: format!(
                     "SVM C ({}) and tolerance ({}) must be positive",

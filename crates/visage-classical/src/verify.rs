@@ -167,8 +167,9 @@ pub enum PairMethod {
     /// Eigenfaces: PCA with at most this many components, trained on the other folds' images,
     /// then distance between projections.
     Eigenfaces(Option<usize>, Metric),
-    /// Fisherfaces: LDA trained on the other folds' images with their person labels (LFW's
-    /// "unrestricted" setting, since identities are used), then Euclidean distance.
+    /// Fisherfaces: LDA trained on the other folds' images of people seen at least twice there,
+    /// with their person labels (LFW's "unrestricted" setting, since identities are used), then
+    /// Euclidean distance.
     Fisherfaces(Option<usize>),
     /// An SVM on the element-wise absolute difference |a − b| of the two vectors, trained on the
     /// other folds' pairs; its decision value is the score. `gamma` None: [`gamma_scale`].
@@ -269,8 +270,20 @@ fn one_fold(
                     ),
                 });
             }
-            let labels: Vec<usize> = train_images.iter().map(|&i| people[i]).collect();
-            let lda = Lda::fit(&train_x, &labels, k)?;
+            // People seen once add a class but no within-class variation: they only shrink the
+            // N − C dimensions the PCA step may keep, so LDA learns from the others.
+            let mut count: std::collections::HashMap<usize, usize> =
+                std::collections::HashMap::new();
+            for &i in &train_images {
+                *count.entry(people[i]).or_default() += 1;
+            }
+            let kept: Vec<usize> = train_images
+                .iter()
+                .copied()
+                .filter(|&i| count[&people[i]] >= 2)
+                .collect();
+            let labels: Vec<usize> = kept.iter().map(|&i| people[i]).collect();
+            let lda = Lda::fit(&images.select_columns(kept.iter()), &labels, k)?;
             let y = lda.projection.project(images);
             (
                 score_all(&y, Metric::Euclidean, &train_pairs),

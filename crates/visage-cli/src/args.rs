@@ -451,9 +451,9 @@ pub enum ClassicalMetric {
 /// The method and its settings.
 #[derive(Debug, Args, Clone)]
 pub struct ClassicalMethodArgs {
-    /// The method.
+    /// The method (not needed by eval --model).
     #[arg(long, value_enum)]
-    pub method: ClassicalMethod,
+    pub method: Option<ClassicalMethod>,
     /// Features for svm and nn (eigenfaces and fisherfaces always use pixels).
     #[arg(long, value_enum, default_value_t = ClassicalFeatures::Pixels)]
     pub features: ClassicalFeatures,
@@ -529,7 +529,12 @@ pub struct ClassicalEvalArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "pairs")]
     pub model: Option<PathBuf>,
     /// LFW pairs.txt: verification mode (with --images).
-    #[arg(long, value_name = "FILE", requires = "images", conflicts_with = "dataset")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "images",
+        conflicts_with = "dataset"
+    )]
     pub pairs: Option<PathBuf>,
     /// Image root of --pairs (Name/Name_0001.jpg).
     #[arg(long, value_name = "DIR", requires = "pairs")]

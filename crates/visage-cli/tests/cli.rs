@@ -118,11 +118,12 @@ fn verify_tells_same_and_different_people_apart() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         stdout_json_lines(&out).remove(0)
     };
-    let same = run("examples__obama.jpg", "examples__obama2.jpg");
+    let obama = "examples__knn_examples__train__obama__obama.jpg";
+    let same = run(obama, "examples__obama2.jpg");
     assert_eq!(same["same_person"], true, "{same}");
-    let different = run("examples__obama.jpg", "examples__biden.jpg");
+    let different = run(obama, "examples__biden.jpg");
     assert_eq!(different["same_person"], false, "{different}");
-    let want = golden_pair_distance("examples__obama.jpg", "examples__biden.jpg");
+    let want = golden_pair_distance(obama, "examples__biden.jpg");
     let got = different["distance"].as_f64().unwrap();
     assert!((got - want).abs() < 0.02, "distance {got} vs the peer's {want}");
 }

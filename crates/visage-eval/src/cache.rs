@@ -37,7 +37,11 @@ fn file_key(image: &Path) -> Option<(String, i64, i64)> {
         .duration_since(UNIX_EPOCH)
         .ok()?
         .as_nanos() as i64;
-    Some((canonical.to_string_lossy().into_owned(), meta.len() as i64, mtime))
+    Some((
+        canonical.to_string_lossy().into_owned(),
+        meta.len() as i64,
+        mtime,
+    ))
 }
 
 impl EncodingCache {
@@ -54,7 +58,8 @@ impl EncodingCache {
             })?;
         }
         let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(err)?;
         conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
             .map_err(err)?;
         conn.execute_batch(&format!(
@@ -100,13 +105,23 @@ impl EncodingCache {
             }
             Some(_) => return None,
         };
-        Some(ImageEncoding { encoding, face_found })
+        Some(ImageEncoding {
+            encoding,
+            face_found,
+        })
     }
 
     /// Stores results in one transaction (images that vanished meanwhile are skipped).
-    pub fn put_many(&mut self, entries: &[(&Path, ImageEncoding)], key: &str) -> Result<(), EvalError> {
+    pub fn put_many(
+        &mut self,
+        entries: &[(&Path, ImageEncoding)],
+        key: &str,
+    ) -> Result<(), EvalError> {
         let path = self.path.clone();
-        let err = |source| EvalError::Cache { path: path.clone(), source };
+        let err = |source| EvalError::Cache {
+            path: path.clone(),
+            source,
+        };
         let tx = self.conn.transaction().map_err(err)?;
         {
             let mut stmt = tx
@@ -116,7 +131,9 @@ impl EncodingCache {
                 )
                 .map_err(err)?;
             for (image, value) in entries {
-                let Some((p, size, mtime)) = file_key(image) else { continue };
+                let Some((p, size, mtime)) = file_key(image) else {
+                    continue;
+                };
                 let blob: Option<Vec<u8>> = value
                     .encoding
                     .map(|e| e.iter().flat_map(|v| v.to_le_bytes()).collect());
@@ -148,7 +165,9 @@ mod tests {
         };
         let other = dir.path().join("b.jpg");
         std::fs::write(&other, b"x").unwrap();
-        cache.put_many(&[(&img, value), (&other, none)], "m1/p").unwrap();
+        cache
+            .put_many(&[(&img, value), (&other, none)], "m1/p")
+            .unwrap();
         assert_eq!(cache.get(&img, "m1/p"), Some(value));
         assert_eq!(cache.get(&other, "m1/p"), Some(none));
         assert_eq!(cache.get(&img, "m2/p"), None, "other models miss");

@@ -34,12 +34,24 @@ pub fn nearest_centre(rects: &[Rect], width: u32, height: u32) -> Option<usize> 
         let (x, y) = r.center();
         (x - cx).powi(2) + (y - cy).powi(2)
     };
-    (0..rects.len()).reduce(|best, i| if d(&rects[i]) < d(&rects[best]) { i } else { best })
+    (0..rects.len()).reduce(|best, i| {
+        if d(&rects[i]) < d(&rects[best]) {
+            i
+        } else {
+            best
+        }
+    })
 }
 
 /// Index of the largest box (ties: the first).
 pub fn largest(rects: &[Rect]) -> Option<usize> {
-    (0..rects.len()).reduce(|best, i| if rects[i].area() > rects[best].area() { i } else { best })
+    (0..rects.len()).reduce(|best, i| {
+        if rects[i].area() > rects[best].area() {
+            i
+        } else {
+            best
+        }
+    })
 }
 
 /// Encodes images with the loaded face models, one chosen face per image.
@@ -52,7 +64,12 @@ pub struct PipelineEncoder<'a> {
 
 impl<'a> PipelineEncoder<'a> {
     /// An encoder using `models`, detection `detect` (LFW: upsample 1) and face choice `choice`.
-    pub fn new(models: &'a FaceModels, detect: DetectOptions, decode: DecodeOptions, choice: FaceChoice) -> Self {
+    pub fn new(
+        models: &'a FaceModels,
+        detect: DetectOptions,
+        decode: DecodeOptions,
+        choice: FaceChoice,
+    ) -> Self {
         Self {
             models,
             detect,
@@ -79,7 +96,9 @@ impl<'a> PipelineEncoder<'a> {
             })
             .collect();
         let picked = match self.choice {
-            FaceChoice::LfwCentreOrBox | FaceChoice::Centre => nearest_centre(&rects, image.width(), image.height()),
+            FaceChoice::LfwCentreOrBox | FaceChoice::Centre => {
+                nearest_centre(&rects, image.width(), image.height())
+            }
             FaceChoice::Largest => largest(&rects),
         };
         let (rect, found) = match (picked, self.choice) {
@@ -113,7 +132,8 @@ impl ImageEncoder for PipelineEncoder<'_> {
     }
 
     fn encode(&self, paths: &[&Path]) -> Vec<Result<ImageEncoding, String>> {
-        let located: Vec<Result<Option<(RgbImage, bool)>, String>> = paths.par_iter().map(|p| self.locate(p)).collect();
+        let located: Vec<Result<Option<(RgbImage, bool)>, String>> =
+            paths.par_iter().map(|p| self.locate(p)).collect();
         let mut chips = Vec::new();
         let mut shape: Vec<Result<Option<bool>, String>> = Vec::with_capacity(located.len());
         for l in located {
@@ -126,7 +146,12 @@ impl ImageEncoder for PipelineEncoder<'_> {
         }
         let encodings = match self.models.encode(&chips) {
             Ok(e) => e,
-            Err(e) => return paths.iter().map(|p| Err(format!("{}: {e}", p.display()))).collect(),
+            Err(e) => {
+                return paths
+                    .iter()
+                    .map(|p| Err(format!("{}: {e}", p.display())))
+                    .collect()
+            }
         };
         let mut next = encodings.into_iter();
         shape
@@ -153,7 +178,11 @@ mod tests {
 
     #[test]
     fn choices() {
-        let rects = [Rect::new(0, 0, 100, 100), Rect::new(90, 90, 160, 160), Rect::new(200, 0, 249, 40)];
+        let rects = [
+            Rect::new(0, 0, 100, 100),
+            Rect::new(90, 90, 160, 160),
+            Rect::new(200, 0, 249, 40),
+        ];
         assert_eq!(nearest_centre(&rects, 250, 250), Some(1));
         assert_eq!(largest(&rects), Some(0));
         assert_eq!(nearest_centre(&[], 250, 250), None);

@@ -64,7 +64,11 @@ pub fn open_set(people: &[Vec<Encoding>], thresholds: &[f32]) -> OpenSetReport {
         };
         for p in probes {
             if let Some(hit) = gallery.exact_search(p, 1).first() {
-                outcomes.push((who, gallery.person_id(hit.row as usize), hit.squared_distance.max(0.0).sqrt()));
+                outcomes.push((
+                    who,
+                    gallery.person_id(hit.row as usize),
+                    hit.squared_distance.max(0.0).sqrt(),
+                ));
             }
         }
     }
@@ -107,12 +111,18 @@ pub fn open_set(people: &[Vec<Encoding>], thresholds: &[f32]) -> OpenSetReport {
     }
 }
 
-/// Pairs drawn from a folder-per-person set for calibration: `(image a, image b, same person)`
-/// as indices into each person's list, flattened to `(person, image)` positions.
+/// One image of a folder-per-person set: (person index, image index within the person).
+pub type ImageRef = (usize, usize);
+
+/// Pairs drawn from a folder-per-person set for calibration: `(image a, image b, same person)`.
 ///
 /// Every genuine pair of a person up to `max_genuine_per_person`, then as many impostor pairs
 /// (two different people, drawn with a fixed seed so runs repeat).
-pub fn draw_pairs(counts: &[usize], max_genuine_per_person: usize, seed: u64) -> Vec<((usize, usize), (usize, usize), bool)> {
+pub fn draw_pairs(
+    counts: &[usize],
+    max_genuine_per_person: usize,
+    seed: u64,
+) -> Vec<(ImageRef, ImageRef, bool)> {
     let mut pairs = Vec::new();
     for (p, &n) in counts.iter().enumerate() {
         let mut taken = 0;
@@ -167,15 +177,26 @@ mod tests {
         // B enrolled at 2: probe 1.55 is 0.45 from B.
         // C never enrolled, at 0.5: 0.5 from A.
         // D enrolled at 5: probe 0.4 is nearest to A (misidentified at 0.6).
-        let people = vec![vec![e(0.0), e(0.1), e(0.9)], vec![e(2.0), e(1.55)], vec![e(0.5)], vec![e(5.0), e(0.4)]];
+        let people = vec![
+            vec![e(0.0), e(0.1), e(0.9)],
+            vec![e(2.0), e(1.55)],
+            vec![e(0.5)],
+            vec![e(5.0), e(0.4)],
+        ];
         let r = open_set(&people, &[0.6, 0.3]);
         assert_eq!((r.enrolled, r.genuine_probes, r.stranger_probes), (3, 4, 1));
         assert!((r.rank1_accuracy - 0.75).abs() < 1e-9);
         let p = r.points[0];
-        assert_eq!((p.correct, p.false_rejects, p.misidentified, p.false_accepts), (2, 1, 1, 1));
+        assert_eq!(
+            (p.correct, p.false_rejects, p.misidentified, p.false_accepts),
+            (2, 1, 1, 1)
+        );
         assert!((p.far - 1.0).abs() < 1e-9 && (p.dir - 0.5).abs() < 1e-9);
         let p = r.points[1];
-        assert_eq!((p.correct, p.false_rejects, p.misidentified, p.false_accepts), (1, 3, 0, 0));
+        assert_eq!(
+            (p.correct, p.false_rejects, p.misidentified, p.false_accepts),
+            (1, 3, 0, 0)
+        );
     }
 
     #[test]

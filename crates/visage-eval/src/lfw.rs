@@ -39,7 +39,10 @@ pub fn image_path(images: &Path, name: &str, n: u32) -> PathBuf {
 /// (`name i j`) and that many different pairs (`name1 i name2 j`). Paths are joined to `images`.
 pub fn parse_pairs(text: &str, images: &Path) -> Result<Vec<Pair>, EvalError> {
     let bad = |line: usize, what: &str| EvalError::Pairs(format!("line {line}: {what}"));
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
     let (_, header) = lines.next().ok_or_else(|| bad(1, "empty file"))?;
     let head: Vec<usize> = header
         .split_whitespace()
@@ -47,7 +50,10 @@ pub fn parse_pairs(text: &str, images: &Path) -> Result<Vec<Pair>, EvalError> {
         .collect::<Result<_, _>>()
         .map_err(|_| bad(1, "header must be two numbers: folds and pairs per class"))?;
     let [folds, per_class] = head[..] else {
-        return Err(bad(1, "header must be two numbers: folds and pairs per class"));
+        return Err(bad(
+            1,
+            "header must be two numbers: folds and pairs per class",
+        ));
     };
     if folds == 0 || per_class == 0 {
         return Err(bad(1, "header has zero folds or pairs"));
@@ -58,23 +64,30 @@ pub fn parse_pairs(text: &str, images: &Path) -> Result<Vec<Pair>, EvalError> {
         let fold = index / (2 * per_class);
         let same_expected = index % (2 * per_class) < per_class;
         let f: Vec<&str> = line.split_whitespace().collect();
-        let num = |s: &str| s.parse::<u32>().map_err(|_| bad(lineno, "image numbers must be positive integers"));
-        let pair = match (f.len(), same_expected) {
-            (3, true) => Pair {
-                fold,
-                a: image_path(images, f[0], num(f[1])?),
-                b: image_path(images, f[0], num(f[2])?),
-                same: true,
-            },
-            (4, false) => Pair {
-                fold,
-                a: image_path(images, f[0], num(f[1])?),
-                b: image_path(images, f[2], num(f[3])?),
-                same: false,
-            },
-            (3, false) | (4, true) => return Err(bad(lineno, "pair out of order: each fold lists its same pairs, then its different pairs")),
-            _ => return Err(bad(lineno, "expected `name i j` or `name1 i name2 j`")),
+        let num = |s: &str| {
+            s.parse::<u32>()
+                .map_err(|_| bad(lineno, "image numbers must be positive integers"))
         };
+        let pair =
+            match (f.len(), same_expected) {
+                (3, true) => Pair {
+                    fold,
+                    a: image_path(images, f[0], num(f[1])?),
+                    b: image_path(images, f[0], num(f[2])?),
+                    same: true,
+                },
+                (4, false) => Pair {
+                    fold,
+                    a: image_path(images, f[0], num(f[1])?),
+                    b: image_path(images, f[2], num(f[3])?),
+                    same: false,
+                },
+                (3, false) | (4, true) => return Err(bad(
+                    lineno,
+                    "pair out of order: each fold lists its same pairs, then its different pairs",
+                )),
+                _ => return Err(bad(lineno, "expected `name i j` or `name1 i name2 j`")),
+            };
         if fold >= folds {
             return Err(bad(lineno, "more pairs than the header announces"));
         }
@@ -148,7 +161,11 @@ pub fn ten_fold(items: &[(usize, f32, bool)]) -> Protocol {
     }
     let n = results.len().max(1) as f64;
     let mean = results.iter().map(|r| r.accuracy).sum::<f64>() / n;
-    let var = results.iter().map(|r| (r.accuracy - mean).powi(2)).sum::<f64>() / n;
+    let var = results
+        .iter()
+        .map(|r| (r.accuracy - mean).powi(2))
+        .sum::<f64>()
+        / n;
     Protocol {
         folds: results,
         mean_accuracy: mean,

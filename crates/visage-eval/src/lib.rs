@@ -7,8 +7,8 @@
 //! face_recognition's default); every rate is a fraction in [0, 1].
 
 pub mod cache;
-pub mod faces;
 mod error;
+pub mod faces;
 pub mod identify;
 pub mod lfw;
 pub mod plot;

@@ -12,7 +12,7 @@ const WIDTH: u32 = 720;
 const HEIGHT: u32 = 540;
 const LEFT: i64 = 90;
 const RIGHT: i64 = 24;
-const TOP: i64 = 24;
+const TOP: i64 = 40;
 const BOTTOM: i64 = 70;
 const FONT_SCALE: i64 = 2;
 
@@ -25,26 +25,66 @@ const MARK: Rgb<u8> = Rgb([214, 39, 40]);
 /// 5x7 glyphs, one string of 7 rows per character; only what the labels use.
 fn glyph(c: char) -> Option<[&'static str; 7]> {
     Some(match c {
-        '0' => [" ### ", "#   #", "#  ##", "# # #", "##  #", "#   #", " ### "],
-        '1' => ["  #  ", " ##  ", "  #  ", "  #  ", "  #  ", "  #  ", " ### "],
-        '2' => [" ### ", "#   #", "    #", "   # ", "  #  ", " #   ", "#####"],
-        '3' => ["#####", "   # ", "  #  ", "   # ", "    #", "#   #", " ### "],
-        '4' => ["   # ", "  ## ", " # # ", "#  # ", "#####", "   # ", "   # "],
-        '5' => ["#####", "#    ", "#### ", "    #", "    #", "#   #", " ### "],
-        '6' => ["  ## ", " #   ", "#    ", "#### ", "#   #", "#   #", " ### "],
-        '7' => ["#####", "    #", "   # ", "  #  ", " #   ", " #   ", " #   "],
-        '8' => [" ### ", "#   #", "#   #", " ### ", "#   #", "#   #", " ### "],
-        '9' => [" ### ", "#   #", "#   #", " ####", "    #", "   # ", " ##  "],
-        '.' => ["     ", "     ", "     ", "     ", "     ", " ##  ", " ##  "],
-        '-' => ["     ", "     ", "     ", "#####", "     ", "     ", "     "],
-        '=' => ["     ", "     ", "#####", "     ", "#####", "     ", "     "],
-        'e' => ["     ", "     ", " ### ", "#   #", "#####", "#    ", " ### "],
-        '%' => ["##   ", "##  #", "   # ", "  #  ", " #   ", "#  ##", "   ##"],
-        'A' => [" ### ", "#   #", "#   #", "#####", "#   #", "#   #", "#   #"],
-        'E' => ["#####", "#    ", "#    ", "#### ", "#    ", "#    ", "#####"],
-        'F' => ["#####", "#    ", "#    ", "#### ", "#    ", "#    ", "#    "],
-        'R' => ["#### ", "#   #", "#   #", "#### ", "# #  ", "#  # ", "#   #"],
-        'T' => ["#####", "  #  ", "  #  ", "  #  ", "  #  ", "  #  ", "  #  "],
+        '0' => [
+            " ### ", "#   #", "#  ##", "# # #", "##  #", "#   #", " ### ",
+        ],
+        '1' => [
+            "  #  ", " ##  ", "  #  ", "  #  ", "  #  ", "  #  ", " ### ",
+        ],
+        '2' => [
+            " ### ", "#   #", "    #", "   # ", "  #  ", " #   ", "#####",
+        ],
+        '3' => [
+            "#####", "   # ", "  #  ", "   # ", "    #", "#   #", " ### ",
+        ],
+        '4' => [
+            "   # ", "  ## ", " # # ", "#  # ", "#####", "   # ", "   # ",
+        ],
+        '5' => [
+            "#####", "#    ", "#### ", "    #", "    #", "#   #", " ### ",
+        ],
+        '6' => [
+            "  ## ", " #   ", "#    ", "#### ", "#   #", "#   #", " ### ",
+        ],
+        '7' => [
+            "#####", "    #", "   # ", "  #  ", " #   ", " #   ", " #   ",
+        ],
+        '8' => [
+            " ### ", "#   #", "#   #", " ### ", "#   #", "#   #", " ### ",
+        ],
+        '9' => [
+            " ### ", "#   #", "#   #", " ####", "    #", "   # ", " ##  ",
+        ],
+        '.' => [
+            "     ", "     ", "     ", "     ", "     ", " ##  ", " ##  ",
+        ],
+        '-' => [
+            "     ", "     ", "     ", "#####", "     ", "     ", "     ",
+        ],
+        '=' => [
+            "     ", "     ", "#####", "     ", "#####", "     ", "     ",
+        ],
+        'e' => [
+            "     ", "     ", " ### ", "#   #", "#####", "#    ", " ### ",
+        ],
+        '%' => [
+            "##   ", "##  #", "   # ", "  #  ", " #   ", "#  ##", "   ##",
+        ],
+        'A' => [
+            " ### ", "#   #", "#   #", "#####", "#   #", "#   #", "#   #",
+        ],
+        'E' => [
+            "#####", "#    ", "#    ", "#### ", "#    ", "#    ", "#####",
+        ],
+        'F' => [
+            "#####", "#    ", "#    ", "#### ", "#    ", "#    ", "#    ",
+        ],
+        'R' => [
+            "#### ", "#   #", "#   #", "#### ", "# #  ", "#  # ", "#   #",
+        ],
+        'T' => [
+            "#####", "  #  ", "  #  ", "  #  ", "  #  ", "  #  ", "  #  ",
+        ],
         ' ' => ["     "; 7],
         _ => return None,
     })
@@ -70,7 +110,12 @@ fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, color: Rgb<u8>) {
                 if b == b'#' {
                     for dy in 0..FONT_SCALE {
                         for dx in 0..FONT_SCALE {
-                            put(img, x0 + col as i64 * FONT_SCALE + dx, y + r as i64 * FONT_SCALE + dy, color);
+                            put(
+                                img,
+                                x0 + col as i64 * FONT_SCALE + dx,
+                                y + r as i64 * FONT_SCALE + dy,
+                                color,
+                            );
                         }
                     }
                 }
@@ -80,7 +125,13 @@ fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, color: Rgb<u8>) {
 }
 
 /// Bresenham, `thick` pixels wide (square pen).
-fn draw_line(img: &mut RgbImage, (x0, y0): (i64, i64), (x1, y1): (i64, i64), color: Rgb<u8>, thick: i64) {
+fn draw_line(
+    img: &mut RgbImage,
+    (x0, y0): (i64, i64),
+    (x1, y1): (i64, i64),
+    color: Rgb<u8>,
+    thick: i64,
+) {
     let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
     let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
     let (mut x, mut y, mut err) = (x0, y0, dx + dy);
@@ -128,14 +179,24 @@ pub fn render_roc(roc: &Roc) -> RgbImage {
         .fold(1.0f64, f64::min);
     let y_min = ((visible_tar * 10.0).floor() / 10.0).clamp(0.0, 0.9);
     let y_step = if 1.0 - y_min <= 0.31 { 0.05 } else { 0.1 };
-    let px = |far: f64| LEFT + (((far.max(10f64.powi(x_min)).log10() - x_min as f64) / -x_min as f64) * w as f64).round() as i64;
-    let py = |tar: f64| TOP + h - (((tar.max(y_min) - y_min) / (1.0 - y_min)) * h as f64).round() as i64;
+    let px = |far: f64| {
+        LEFT + (((far.max(10f64.powi(x_min)).log10() - x_min as f64) / -x_min as f64) * w as f64)
+            .round() as i64
+    };
+    let py =
+        |tar: f64| TOP + h - (((tar.max(y_min) - y_min) / (1.0 - y_min)) * h as f64).round() as i64;
 
     for e in x_min..=0 {
         let x = px(10f64.powi(e));
         draw_line(&mut img, (x, TOP), (x, TOP + h), GRID, 1);
         let label = far_label(e);
-        draw_text(&mut img, x - text_width(&label) / 2, TOP + h + 10, &label, BLACK);
+        draw_text(
+            &mut img,
+            x - text_width(&label) / 2,
+            TOP + h + 10,
+            &label,
+            BLACK,
+        );
     }
     let steps = ((1.0 - y_min) / y_step).round() as i64;
     for s in 0..=steps {
@@ -143,12 +204,25 @@ pub fn render_roc(roc: &Roc) -> RgbImage {
         let y = py(tar);
         draw_line(&mut img, (LEFT, y), (LEFT + w, y), GRID, 1);
         let label = format!("{tar:.2}");
-        draw_text(&mut img, LEFT - 10 - text_width(&label), y - 7, &label, BLACK);
+        draw_text(
+            &mut img,
+            LEFT - 10 - text_width(&label),
+            y - 7,
+            &label,
+            BLACK,
+        );
     }
     draw_line(&mut img, (LEFT, TOP), (LEFT, TOP + h), BLACK, 2);
     draw_line(&mut img, (LEFT, TOP + h), (LEFT + w, TOP + h), BLACK, 2);
-    draw_text(&mut img, LEFT + w / 2 - text_width("FAR") / 2, TOP + h + 40, "FAR", BLACK);
-    draw_text(&mut img, 8, TOP + h / 2 - 7, "TAR", BLACK);
+    draw_text(
+        &mut img,
+        LEFT + w / 2 - text_width("FAR") / 2,
+        TOP + h + 40,
+        "FAR",
+        BLACK,
+    );
+    // Above the y axis, where it cannot collide with the tick labels.
+    draw_text(&mut img, LEFT + 8, 10, "TAR", BLACK);
 
     let mut last: Option<(i64, i64)> = None;
     for p in &roc.points {
@@ -166,7 +240,13 @@ pub fn render_roc(roc: &Roc) -> RgbImage {
             draw_line(&mut img, (x - 4, y + d), (x + 4, y + d), MARK, 1);
         }
         let label = format!("EER {:.2}%", roc.eer * 100.0);
-        draw_text(&mut img, LEFT + w - text_width(&label) - 10, TOP + h - 30, &label, MARK);
+        draw_text(
+            &mut img,
+            LEFT + w - text_width(&label) - 10,
+            TOP + h - 30,
+            &label,
+            MARK,
+        );
     }
     img
 }

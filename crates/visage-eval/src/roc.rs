@@ -94,7 +94,11 @@ pub fn roc(genuine: &[f32], impostor: &[f32]) -> Roc {
     let mut points = Vec::with_capacity(thresholds.len() + 1);
     if let Some(&first) = thresholds.first() {
         // Below every score: nothing accepted.
-        points.push(RocPoint { threshold: below(first), far: 0.0, frr: 1.0 });
+        points.push(RocPoint {
+            threshold: below(first),
+            far: 0.0,
+            frr: 1.0,
+        });
     }
     for t in thresholds {
         points.push(RocPoint {
@@ -106,7 +110,9 @@ pub fn roc(genuine: &[f32], impostor: &[f32]) -> Roc {
     let (eer, eer_threshold) = points
         .iter()
         .min_by(|a, b| (a.far - a.frr).abs().total_cmp(&(b.far - b.frr).abs()))
-        .map_or((f64::NAN, f32::NAN), |p| ((p.far + p.frr) / 2.0, p.threshold));
+        .map_or((f64::NAN, f32::NAN), |p| {
+            ((p.far + p.frr) / 2.0, p.threshold)
+        });
     Roc {
         genuine: g.len(),
         impostor: i.len(),
@@ -118,7 +124,11 @@ pub fn roc(genuine: &[f32], impostor: &[f32]) -> Roc {
 
 /// τ for a target FAR: the largest threshold at which at most `target_far` of the impostor pairs
 /// are accepted, with the TAR it gives. `None` without impostor pairs.
-pub fn threshold_for_far(genuine: &[f32], impostor: &[f32], target_far: f64) -> Option<OperatingPoint> {
+pub fn threshold_for_far(
+    genuine: &[f32],
+    impostor: &[f32],
+    target_far: f64,
+) -> Option<OperatingPoint> {
     let i = sorted(impostor);
     if i.is_empty() || !(0.0..=1.0).contains(&target_far) {
         return None;
@@ -126,7 +136,11 @@ pub fn threshold_for_far(genuine: &[f32], impostor: &[f32], target_far: f64) -> 
     // Accepting k impostors keeps FAR = k / n ≤ target; τ sits just under the (k+1)-th smallest
     // impostor distance (ties at that distance must stay rejected too).
     let k = ((target_far * i.len() as f64) + 1e-9).floor() as usize;
-    let threshold = if k >= i.len() { i[i.len() - 1] } else { below(i[k]) };
+    let threshold = if k >= i.len() {
+        i[i.len() - 1]
+    } else {
+        below(i[k])
+    };
     let p = rates_at(genuine, &i, threshold);
     Some(OperatingPoint {
         target_far,
@@ -149,7 +163,10 @@ mod tests {
         assert!(r.eer_threshold >= 0.3 && r.eer_threshold < 0.7);
         assert_eq!(r.points.first().unwrap().frr, 1.0);
         assert_eq!(r.points.last().unwrap().far, 1.0);
-        assert!(r.points.windows(2).all(|w| w[0].far <= w[1].far && w[0].frr >= w[1].frr));
+        assert!(r
+            .points
+            .windows(2)
+            .all(|w| w[0].far <= w[1].far && w[0].frr >= w[1].frr));
         let op = threshold_for_far(&g, &i, 0.0).unwrap();
         assert!(op.threshold < 0.7 && op.threshold > 0.69);
         assert_eq!((op.far, op.tar), (0.0, 1.0));
@@ -166,7 +183,11 @@ mod tests {
         assert!((r.eer - 0.25).abs() < 0.051, "{}", r.eer);
         // FAR 0.1 allows exactly one impostor: τ just under the second smallest (0.7).
         let op = threshold_for_far(&g, &i, 0.1).unwrap();
-        assert!(op.threshold < 0.7 && op.threshold >= 0.6, "{}", op.threshold);
+        assert!(
+            op.threshold < 0.7 && op.threshold >= 0.6,
+            "{}",
+            op.threshold
+        );
         assert!((op.far - 0.1).abs() < 1e-9);
         assert!((op.tar - 0.6).abs() < 1e-9);
         assert!(threshold_for_far(&g, &[], 0.1).is_none());

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use rayon::prelude::*;
-use serde::Serialize;
 use visage_formats::manifest::Manifest;
 use visage_image::RgbImage;
 
@@ -29,7 +28,7 @@ pub enum Stage {
 }
 
 /// One face found in an image.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Face {
     /// dlib's raw detector rectangle, in pixels of the upright image (may extend past its edges).
     pub rect: Rect,

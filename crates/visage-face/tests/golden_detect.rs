@@ -166,3 +166,57 @@ fn original_files_give_the_same_boxes() {
         failures.join("\n")
     );
 }
+
+/// The parallel schedule must not change anything: one thread gives the same detections,
+/// scores included, as the default pool.
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let detector =
+        HogDetector::load(&models_dir().join("dlib/frontal_face_detector.svm")).expect("detector");
+    let g = goldens()
+        .into_iter()
+        .find(|g| g.name.ends_with("obama_and_biden"))
+        .expect("obama_and_biden record");
+    let image = g.decoded();
+    let options = DetectOptions {
+        upsample: 1,
+        adjust_threshold: -0.5,
+    };
+    let parallel = detector.detect(&image, &options);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("one-thread pool");
+    let single = pool.install(|| detector.detect(&image, &options));
+    assert_eq!(parallel, single);
+    assert!(!parallel.is_empty());
+}
+
+/// Without upsampling (80x80-pixel windows at full size) a large face is still found, in
+/// about the same place; two upsampling steps find it too.
+#[test]
+fn other_upsampling_amounts_find_large_faces() {
+    let detector =
+        HogDetector::load(&models_dir().join("dlib/frontal_face_detector.svm")).expect("detector");
+    let g = goldens()
+        .into_iter()
+        .find(|g| g.name.ends_with("examples__obama"))
+        .expect("obama record");
+    let image = g.decoded();
+    let want = wants(&g.json["hog_raw"])[0].rect;
+    for upsample in [0, 2] {
+        let options = DetectOptions {
+            upsample,
+            adjust_threshold: 0.0,
+        };
+        let got = detector.detect(&image, &options);
+        let best = got.first().expect("a face");
+        let inter = best.rect.intersect(&want).area() as f64;
+        let union = (best.rect.area() + want.area()) as f64 - inter;
+        assert!(
+            inter / union > 0.5,
+            "upsample {upsample}: {:?} vs {want:?}",
+            best.rect
+        );
+    }
+}

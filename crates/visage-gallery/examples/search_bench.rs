@@ -41,7 +41,8 @@ impl Rng {
 
     fn normal(&mut self) -> f32 {
         // Box–Muller; one of the pair is enough here.
-        ((-2.0 * self.uniform().ln()).sqrt() * (std::f64::consts::TAU * self.uniform()).cos()) as f32
+        ((-2.0 * self.uniform().ln()).sqrt() * (std::f64::consts::TAU * self.uniform()).cos())
+            as f32
     }
 }
 
@@ -77,7 +78,10 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let list = |v: Option<String>| -> Vec<usize> {
-            v.unwrap_or_default().split(',').filter_map(|s| s.trim().parse().ok()).collect()
+            v.unwrap_or_default()
+                .split(',')
+                .filter_map(|s| s.trim().parse().ok())
+                .collect()
         };
         match a.as_str() {
             "--sizes" => sizes = list(args.next()),
@@ -85,7 +89,9 @@ fn main() {
             "--ef" => efs = list(args.next()),
             "--json" => json = true,
             "--isotropic" => intrinsic = 0,
-            "--intrinsic-dim" => intrinsic = list(args.next()).first().copied().unwrap_or(intrinsic),
+            "--intrinsic-dim" => {
+                intrinsic = list(args.next()).first().copied().unwrap_or(intrinsic)
+            }
             other => {
                 eprintln!("search_bench: unknown argument {other}");
                 std::process::exit(2);
@@ -94,8 +100,14 @@ fn main() {
     }
     let threads = rayon::current_num_threads();
     if !json {
-        let model = if intrinsic == 0 { "isotropic centres".to_string() } else { format!("centres in a {intrinsic}-d subspace") };
-        println!("threads: {threads}; queries per size: {queries} (exact: at most 200 at 1M); {model}");
+        let model = if intrinsic == 0 {
+            "isotropic centres".to_string()
+        } else {
+            format!("centres in a {intrinsic}-d subspace")
+        };
+        println!(
+            "threads: {threads}; queries per size: {queries} (exact: at most 200 at 1M); {model}"
+        );
         println!("| templates | exact build s | exact query ms (mean / p99) | HNSW build s | ef | HNSW query ms (mean / p99) | recall@1 | matrix MiB | graph MiB | peak RSS MiB |");
         println!("|---|---|---|---|---|---|---|---|---|---|");
     }
@@ -104,7 +116,11 @@ fn main() {
         let people = n.div_ceil(PER_PERSON);
         // Basis vectors of ~unit norm; z ~ N(0, s²) per axis gives E|c1 − c2|² = 2·s²·d.
         let basis: Vec<Vec<f32>> = (0..intrinsic)
-            .map(|_| (0..DIM).map(|_| rng.normal() / (DIM as f32).sqrt()).collect())
+            .map(|_| {
+                (0..DIM)
+                    .map(|_| rng.normal() / (DIM as f32).sqrt())
+                    .collect()
+            })
             .collect();
         let s = CENTRE_DISTANCE / (2.0 * intrinsic.max(1) as f32).sqrt();
         let centres: Vec<Vec<f32>> = (0..people)
@@ -135,7 +151,11 @@ fn main() {
                 draw(&mut rng, &centres[p])
             })
             .collect();
-        let exact_queries = if n >= 1_000_000 { queries.min(200) } else { queries };
+        let exact_queries = if n >= 1_000_000 {
+            queries.min(200)
+        } else {
+            queries
+        };
         let mut exact_ms = Vec::with_capacity(queries);
         let mut truth = Vec::with_capacity(queries);
         for (i, q) in probes.iter().enumerate() {

@@ -59,7 +59,10 @@ struct Visited {
 
 impl Visited {
     fn new(n: usize) -> Self {
-        Self { marks: vec![0; n], epoch: 0 }
+        Self {
+            marks: vec![0; n],
+            epoch: 0,
+        }
     }
 
     fn reset(&mut self, n: usize) {
@@ -147,9 +150,10 @@ impl Hnsw {
         for i in 0..prefix {
             graph.link(i as u32, data, &mut visited);
         }
-        (prefix..n)
-            .into_par_iter()
-            .for_each_init(|| Visited::new(n), |visited, i| graph.link(i as u32, data, visited));
+        (prefix..n).into_par_iter().for_each_init(
+            || Visited::new(n),
+            |visited, i| graph.link(i as u32, data, visited),
+        );
         graph
     }
 
@@ -162,7 +166,8 @@ impl Hnsw {
             let level = self.draw_level(i);
             self.levels.push(level);
             self.links0.push(Mutex::new(Vec::new()));
-            self.upper.push((0..level).map(|_| Mutex::new(Vec::new())).collect());
+            self.upper
+                .push((0..level).map(|_| Mutex::new(Vec::new())).collect());
             self.link(i as u32, data, &mut visited);
         }
     }
@@ -201,7 +206,13 @@ impl Hnsw {
 
     /// The `k` rows nearest to `query` found by the graph, nearest first, with **squared**
     /// distances. `ef` is the candidate list length (≥ k; larger: better recall, slower).
-    pub fn search(&self, data: &TemplateMatrix, query: &[f32], k: usize, ef: usize) -> Vec<Neighbor> {
+    pub fn search(
+        &self,
+        data: &TemplateMatrix,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+    ) -> Vec<Neighbor> {
         let Some((entry, top)) = *self.entry.read().unwrap_or_else(|e| e.into_inner()) else {
             return Vec::new();
         };
@@ -249,13 +260,22 @@ impl Hnsw {
     }
 
     /// Walks `layer` towards `query`, moving to a closer neighbour while there is one.
-    fn greedy(&self, data: &TemplateMatrix, query: &[f32], mut cur: Neighbor, layer: u8) -> Neighbor {
+    fn greedy(
+        &self,
+        data: &TemplateMatrix,
+        query: &[f32],
+        mut cur: Neighbor,
+        layer: u8,
+    ) -> Neighbor {
         loop {
             let mut moved = false;
             for &nb in self.links(cur.row, layer).iter() {
                 let d = squared_distance(query, data.row(nb as usize));
                 if d < cur.squared_distance {
-                    cur = Neighbor { row: nb, squared_distance: d };
+                    cur = Neighbor {
+                        row: nb,
+                        squared_distance: d,
+                    };
                     moved = true;
                 }
             }
@@ -299,7 +319,10 @@ impl Hnsw {
                 let d = squared_distance(query, data.row(nb as usize));
                 let full = results.len() >= ef;
                 if !full || results.peek().is_some_and(|w| d < w.squared_distance) {
-                    let n = Neighbor { row: nb, squared_distance: d };
+                    let n = Neighbor {
+                        row: nb,
+                        squared_distance: d,
+                    };
                     candidates.push(Reverse(n));
                     results.push(n);
                     if results.len() > ef {
@@ -367,7 +390,14 @@ impl Hnsw {
         }
         let mut entries = vec![cur];
         for layer in (0..=level.min(top)).rev() {
-            let found = self.search_layer(data, query, &entries, self.params.ef_construction, layer, visited);
+            let found = self.search_layer(
+                data,
+                query,
+                &entries,
+                self.params.ef_construction,
+                layer,
+                visited,
+            );
             let chosen = Self::select(data, &found, self.params.m);
             *self.links(id, layer) = chosen.clone();
             let max = self.max_links(layer);
@@ -435,14 +465,22 @@ impl Hnsw {
         }
         let m = r.u32()? as usize;
         let ef_construction = r.u32()? as usize;
-        let seed = u64::from_le_bytes(r.take(8)?.try_into().map_err(|_| HnswDecodeError("short"))?);
+        let seed = u64::from_le_bytes(
+            r.take(8)?
+                .try_into()
+                .map_err(|_| HnswDecodeError("short"))?,
+        );
         let n = r.u32()? as usize;
         let entry = r.u32()?;
         let top = r.take(1)?[0];
         if !(2..=255).contains(&m) {
             return Err(HnswDecodeError("bad m"));
         }
-        let mut graph = Self::new(HnswParams { m, ef_construction, seed });
+        let mut graph = Self::new(HnswParams {
+            m,
+            ef_construction,
+            seed,
+        });
         graph.levels = r.take(n)?.to_vec();
         if graph.levels.iter().any(|&l| l > MAX_LEVEL) {
             return Err(HnswDecodeError("bad level"));
@@ -453,7 +491,11 @@ impl Hnsw {
             let level = graph.levels[node];
             let mut layers = Vec::with_capacity(level as usize);
             for layer in 0..=level {
-                let count = u16::from_le_bytes(r.take(2)?.try_into().map_err(|_| HnswDecodeError("short"))?) as usize;
+                let count = u16::from_le_bytes(
+                    r.take(2)?
+                        .try_into()
+                        .map_err(|_| HnswDecodeError("short"))?,
+                ) as usize;
                 if count > graph.max_links(layer) {
                     return Err(HnswDecodeError("too many links"));
                 }
@@ -495,13 +537,20 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], HnswDecodeError> {
         let end = self.pos.checked_add(n).ok_or(HnswDecodeError("overflow"))?;
-        let s = self.bytes.get(self.pos..end).ok_or(HnswDecodeError("truncated"))?;
+        let s = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(HnswDecodeError("truncated"))?;
         self.pos = end;
         Ok(s)
     }
 
     fn u32(&mut self) -> Result<u32, HnswDecodeError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| HnswDecodeError("short"))?))
+        Ok(u32::from_le_bytes(
+            self.take(4)?
+                .try_into()
+                .map_err(|_| HnswDecodeError("short"))?,
+        ))
     }
 }
 
@@ -544,7 +593,10 @@ mod tests {
             let approx = graph.search(&data, &query, 1, DEFAULT_EF_SEARCH);
             hits += usize::from(exact[0].row == approx[0].row);
         }
-        assert!(hits as f64 / queries as f64 >= 0.99, "recall {hits}/{queries}");
+        assert!(
+            hits as f64 / queries as f64 >= 0.99,
+            "recall {hits}/{queries}"
+        );
     }
 
     #[test]
@@ -563,7 +615,10 @@ mod tests {
         }
         let copy = Hnsw::from_bytes(&graph.to_bytes()).expect("round trip");
         assert_eq!(copy.to_bytes(), graph.to_bytes());
-        assert_eq!(copy.search(&data, data.row(7), 3, 32), graph.search(&data, data.row(7), 3, 32));
+        assert_eq!(
+            copy.search(&data, data.row(7), 3, 32),
+            graph.search(&data, data.row(7), 3, 32)
+        );
         let bytes = graph.to_bytes();
         assert!(Hnsw::from_bytes(&bytes[..bytes.len() - 1]).is_err());
         assert!(Hnsw::from_bytes(b"garbage").is_err());

@@ -17,6 +17,6 @@ pub mod store;
 pub use error::GalleryError;
 pub use search::{squared_distance, Encoding, Neighbor, TemplateMatrix, DIM};
 pub use store::{
-    Candidate, EnrollMode, Enrolled, ExportPerson, Gallery, GalleryExport, IndexKind, NewTemplate, Person,
-    Searcher, Template, DEFAULT_THRESHOLD, HNSW_MIN_TEMPLATES,
+    Candidate, EnrollMode, Enrolled, ExportPerson, Gallery, GalleryExport, IndexKind, NewTemplate,
+    Person, Searcher, Template, DEFAULT_THRESHOLD, HNSW_MIN_TEMPLATES,
 };

@@ -165,10 +165,16 @@ fn top_k_block(block: &[f32], query: &[f32], k: usize, first_row: u32) -> Binary
     for (i, row) in block.chunks_exact(DIM).enumerate() {
         let d = squared_distance(row, query);
         if heap.len() < k {
-            heap.push(Neighbor { row: first_row + i as u32, squared_distance: d });
+            heap.push(Neighbor {
+                row: first_row + i as u32,
+                squared_distance: d,
+            });
         } else if heap.peek().is_some_and(|worst| d < worst.squared_distance) {
             heap.pop();
-            heap.push(Neighbor { row: first_row + i as u32, squared_distance: d });
+            heap.push(Neighbor {
+                row: first_row + i as u32,
+                squared_distance: d,
+            });
         }
     }
     heap
@@ -221,9 +227,14 @@ mod tests {
             assert_eq!(hits.len(), 5);
             assert_eq!(hits[0].row, 7);
             assert_eq!(hits[0].squared_distance, 0.0);
-            assert!(hits.windows(2).all(|w| w[0].squared_distance <= w[1].squared_distance));
+            assert!(hits
+                .windows(2)
+                .all(|w| w[0].squared_distance <= w[1].squared_distance));
             let mut all: Vec<Neighbor> = (0..rows)
-                .map(|i| Neighbor { row: i as u32, squared_distance: squared_distance(m.row(i), &query) })
+                .map(|i| Neighbor {
+                    row: i as u32,
+                    squared_distance: squared_distance(m.row(i), &query),
+                })
                 .collect();
             all.sort();
             assert_eq!(hits, all[..5].to_vec());

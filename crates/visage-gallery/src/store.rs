@@ -174,7 +174,8 @@ fn blob_to_encoding(b: &[u8]) -> Option<Encoding> {
 
 fn check_name(name: &str) -> Result<&str> {
     let trimmed = name.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > 200 || trimmed.chars().any(char::is_control) {
+    if trimmed.is_empty() || trimmed.chars().count() > 200 || trimmed.chars().any(char::is_control)
+    {
         return Err(GalleryError::InvalidName(name.to_string()));
     }
     Ok(trimmed)
@@ -191,8 +192,11 @@ impl Gallery {
                 detail: format!("cannot create its directory: {e}"),
             })?;
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| GalleryError::sqlite(path, e))?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn =
+            Connection::open_with_flags(path, flags).map_err(|e| GalleryError::sqlite(path, e))?;
         let gallery = Self::configure(conn, path, Some(manifest_id))?;
         gallery.check_manifest(manifest_id)?;
         Ok(gallery)
@@ -201,10 +205,13 @@ impl Gallery {
     /// Opens an existing gallery whatever its models (for listing, renaming, exporting).
     pub fn open_existing(path: &Path) -> Result<Self> {
         if !path.is_file() {
-            return Err(GalleryError::NotFound { path: path.to_path_buf() });
+            return Err(GalleryError::NotFound {
+                path: path.to_path_buf(),
+            });
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| GalleryError::sqlite(path, e))?;
+        let conn =
+            Connection::open_with_flags(path, flags).map_err(|e| GalleryError::sqlite(path, e))?;
         Self::configure(conn, path, None)
     }
 
@@ -214,9 +221,15 @@ impl Gallery {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         // Reading the application id is the first access to the file's header: a file that is
         // not SQLite fails here with NOTADB.
-        let app_id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(err)?;
+        let app_id: i32 = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(err)?;
         let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
             .map_err(err)?;
         if app_id != APPLICATION_ID && (tables > 0 || create_for.is_none()) {
             return Err(GalleryError::Damaged {
@@ -233,21 +246,30 @@ impl Gallery {
         }
         // NORMAL in WAL mode loses nothing when the process dies; only a power cut may drop the
         // last commits, never corrupt the file.
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", true).map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(err)?;
         if let Some(manifest_id) = create_for {
             if tables == 0 {
                 Self::create_schema(&conn, manifest_id).map_err(err)?;
             }
         }
         let version: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(err)?;
-        let version = version.and_then(|v| v.parse::<i64>().ok()).ok_or_else(|| GalleryError::Damaged {
-            path: path.to_path_buf(),
-            detail: "its schema version is missing".into(),
-        })?;
+        let version =
+            version
+                .and_then(|v| v.parse::<i64>().ok())
+                .ok_or_else(|| GalleryError::Damaged {
+                    path: path.to_path_buf(),
+                    detail: "its schema version is missing".into(),
+                })?;
         if version != SCHEMA_VERSION {
             return Err(GalleryError::UnsupportedSchema {
                 path: path.to_path_buf(),
@@ -256,7 +278,11 @@ impl Gallery {
             });
         }
         let manifest_id: String = conn
-            .query_row("SELECT value FROM meta WHERE key = 'manifest_id'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'manifest_id'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(err)?
             .ok_or_else(|| GalleryError::Damaged {
@@ -300,7 +326,10 @@ impl Gallery {
                 bytes = DIM * 4
             ))?;
             let insert = "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)";
-            conn.execute(insert, params!["schema_version", SCHEMA_VERSION.to_string()])?;
+            conn.execute(
+                insert,
+                params!["schema_version", SCHEMA_VERSION.to_string()],
+            )?;
             conn.execute(insert, params!["manifest_id", manifest_id])?;
             conn.execute(insert, params!["threshold", DEFAULT_THRESHOLD.to_string()])?;
             conn.execute(insert, params!["created_at", now().to_string()])?;
@@ -346,7 +375,9 @@ impl Gallery {
     pub fn threshold(&self) -> Result<f32> {
         let value: String = self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = 'threshold'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = 'threshold'", [], |r| {
+                r.get(0)
+            })
             .map_err(self.err())?;
         value
             .parse::<f32>()
@@ -374,9 +405,17 @@ impl Gallery {
     }
 
     /// Stores `templates` for `name` in one transaction: all of them or, on any error, none.
-    pub fn enroll(&mut self, name: &str, templates: &[NewTemplate], mode: EnrollMode) -> Result<Enrolled> {
+    pub fn enroll(
+        &mut self,
+        name: &str,
+        templates: &[NewTemplate],
+        mode: EnrollMode,
+    ) -> Result<Enrolled> {
         let name = check_name(name)?;
-        if templates.iter().any(|t| t.encoding.iter().any(|v| !v.is_finite())) {
+        if templates
+            .iter()
+            .any(|t| t.encoding.iter().any(|v| !v.is_finite()))
+        {
             return Err(GalleryError::InvalidEncoding);
         }
         let path = self.path.clone();
@@ -386,21 +425,36 @@ impl Gallery {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
         let existing: Option<i64> = tx
-            .query_row("SELECT id FROM people WHERE name = ?1", [name], |r| r.get(0))
+            .query_row("SELECT id FROM people WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(err)?;
         let (person_id, created) = match (existing, mode) {
             (Some(_), EnrollMode::New) => return Err(GalleryError::PersonExists(name.to_string())),
             (Some(id), EnrollMode::Append) => (id, false),
             (None, _) => {
-                tx.execute("INSERT INTO people (name, created_at) VALUES (?1, ?2)", params![name, now()])
-                    .map_err(err)?;
+                tx.execute(
+                    "INSERT INTO people (name, created_at) VALUES (?1, ?2)",
+                    params![name, now()],
+                )
+                .map_err(err)?;
                 (tx.last_insert_rowid(), true)
             }
         };
-        insert_templates(&tx, person_id, templates.iter().map(|t| {
-            (&t.encoding, t.image_sha256.as_str(), t.rect, t.source.as_deref(), now())
-        }))
+        insert_templates(
+            &tx,
+            person_id,
+            templates.iter().map(|t| {
+                (
+                    &t.encoding,
+                    t.image_sha256.as_str(),
+                    t.rect,
+                    t.source.as_deref(),
+                    now(),
+                )
+            }),
+        )
         .map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(Enrolled {
@@ -439,7 +493,11 @@ impl Gallery {
 
     fn person_id(&self, name: &str) -> Result<Option<i64>> {
         self.conn
-            .query_row("SELECT id FROM people WHERE name = ?1", [name.trim()], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM people WHERE name = ?1",
+                [name.trim()],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(self.err())
     }
@@ -451,9 +509,11 @@ impl Gallery {
             .ok_or_else(|| GalleryError::UnknownPerson(name.to_string()))?;
         let (pname, created_at): (String, i64) = self
             .conn
-            .query_row("SELECT name, created_at FROM people WHERE id = ?1", [id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT name, created_at FROM people WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map_err(self.err())?;
         let templates = self.templates_of(id)?;
         Ok((
@@ -524,7 +584,10 @@ impl Gallery {
             return Err(GalleryError::PersonExists(new.to_string()));
         }
         let changed = tx
-            .execute("UPDATE people SET name = ?1 WHERE name = ?2", [new, old.trim()])
+            .execute(
+                "UPDATE people SET name = ?1 WHERE name = ?2",
+                [new, old.trim()],
+            )
             .map_err(err)?;
         if changed == 0 {
             return Err(GalleryError::UnknownPerson(old.to_string()));
@@ -541,14 +604,19 @@ impl Gallery {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
         let id: i64 = tx
-            .query_row("SELECT id FROM people WHERE name = ?1", [name.trim()], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM people WHERE name = ?1",
+                [name.trim()],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(err)?
             .ok_or_else(|| GalleryError::UnknownPerson(name.to_string()))?;
         let templates = tx
             .execute("DELETE FROM templates WHERE person_id = ?1", [id])
             .map_err(err)?;
-        tx.execute("DELETE FROM people WHERE id = ?1", [id]).map_err(err)?;
+        tx.execute("DELETE FROM people WHERE id = ?1", [id])
+            .map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(templates)
     }
@@ -573,7 +641,11 @@ impl Gallery {
         while let Some(row) = rows.next().map_err(self.err())? {
             let id: i64 = row.get(0).map_err(self.err())?;
             let person: i64 = row.get(1).map_err(self.err())?;
-            let blob = row.get_ref(2).map_err(self.err())?.as_blob().map_err(|_| self.bad_blob())?;
+            let blob = row
+                .get_ref(2)
+                .map_err(self.err())?
+                .as_blob()
+                .map_err(|_| self.bad_blob())?;
             let e = blob_to_encoding(blob).ok_or_else(|| self.bad_blob())?;
             matrix.push(&e, id, person);
         }
@@ -586,9 +658,13 @@ impl Gallery {
     pub fn searcher(&self, kind: IndexKind) -> Result<Searcher> {
         // One read transaction, so templates and names come from the same snapshot even while
         // another process enrolls.
-        self.conn.execute_batch("BEGIN DEFERRED").map_err(self.err())?;
+        self.conn
+            .execute_batch("BEGIN DEFERRED")
+            .map_err(self.err())?;
         let read = (|| Ok((self.load_matrix()?, self.people()?)))();
-        let end = self.conn.execute_batch(if read.is_ok() { "COMMIT" } else { "ROLLBACK" });
+        let end = self
+            .conn
+            .execute_batch(if read.is_ok() { "COMMIT" } else { "ROLLBACK" });
         let (matrix, people) = read?;
         end.map_err(self.err())?;
         let names: HashMap<i64, String> = people.into_iter().map(|p| (p.id, p.name)).collect();
@@ -602,7 +678,11 @@ impl Gallery {
             IndexKind::Hnsw => true,
             IndexKind::Auto => matrix.len() >= HNSW_MIN_TEMPLATES,
         };
-        let hnsw = if use_hnsw { Some(self.hnsw_for(&matrix)?) } else { None };
+        let hnsw = if use_hnsw {
+            Some(self.hnsw_for(&matrix)?)
+        } else {
+            None
+        };
         Ok(Searcher {
             matrix,
             hnsw,
@@ -615,15 +695,21 @@ impl Gallery {
     fn hnsw_for(&self, matrix: &TemplateMatrix) -> Result<Hnsw> {
         let cached: Option<(i64, i64, Vec<u8>)> = self
             .conn
-            .query_row("SELECT template_count, max_template_id, data FROM hnsw_cache WHERE id = 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                "SELECT template_count, max_template_id, data FROM hnsw_cache WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .optional()
             .map_err(self.err())?;
         if let Some((count, max_id, data)) = cached {
             let still: i64 = self
                 .conn
-                .query_row("SELECT count(*) FROM templates WHERE id <= ?1", [max_id], |r| r.get(0))
+                .query_row(
+                    "SELECT count(*) FROM templates WHERE id <= ?1",
+                    [max_id],
+                    |r| r.get(0),
+                )
                 .map_err(self.err())?;
             // Ids only grow, so the cached rows are the first `count` rows of the matrix exactly
             // when none of them was removed.
@@ -649,7 +735,11 @@ impl Gallery {
 
     /// Best effort: a read-only or busy file only costs a rebuild next time.
     fn save_hnsw(&self, graph: &Hnsw, matrix: &TemplateMatrix) {
-        let max_id = if matrix.is_empty() { 0 } else { matrix.template_id(matrix.len() - 1) };
+        let max_id = if matrix.is_empty() {
+            0
+        } else {
+            matrix.template_id(matrix.len() - 1)
+        };
         let _ = self.conn.execute(
             "INSERT OR REPLACE INTO hnsw_cache (id, template_count, max_template_id, data) VALUES (1, ?1, ?2, ?3)",
             params![matrix.len() as i64, max_id, graph.to_bytes()],
@@ -692,7 +782,10 @@ impl Gallery {
             if self.contains(&p.name)? {
                 clashes.push(p.name.clone());
             }
-            if p.templates.iter().any(|t| t.encoding.iter().any(|v| !v.is_finite())) {
+            if p.templates
+                .iter()
+                .any(|t| t.encoding.iter().any(|v| !v.is_finite()))
+            {
                 return Err(GalleryError::InvalidEncoding);
             }
         }
@@ -715,13 +808,25 @@ impl Gallery {
                 params![p.name.trim(), p.created_at],
             )
             .map_err(|e| match e.sqlite_error_code() {
-                Some(rusqlite::ErrorCode::ConstraintViolation) => GalleryError::PersonExists(p.name.clone()),
+                Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                    GalleryError::PersonExists(p.name.clone())
+                }
                 _ => GalleryError::sqlite(&path, e),
             })?;
             let id = tx.last_insert_rowid();
-            insert_templates(&tx, id, p.templates.iter().map(|t| {
-                (&t.encoding, t.image_sha256.as_str(), t.rect, t.source.as_deref(), t.created_at)
-            }))
+            insert_templates(
+                &tx,
+                id,
+                p.templates.iter().map(|t| {
+                    (
+                        &t.encoding,
+                        t.image_sha256.as_str(),
+                        t.rect,
+                        t.source.as_deref(),
+                        t.created_at,
+                    )
+                }),
+            )
             .map_err(err)?;
         }
         if was_empty {
@@ -852,8 +957,12 @@ mod encoding_serde {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Encoding, D::Error> {
         let v = Vec::<f32>::deserialize(d)?;
-        v.try_into()
-            .map_err(|v: Vec<f32>| serde::de::Error::custom(format!("an encoding has {} values, expected {DIM}", v.len())))
+        v.try_into().map_err(|v: Vec<f32>| {
+            serde::de::Error::custom(format!(
+                "an encoding has {} values, expected {DIM}",
+                v.len()
+            ))
+        })
     }
 }
 
@@ -880,27 +989,48 @@ mod tests {
         let path = dir.path().join("sub/g.sqlite");
         let mut g = Gallery::open(&path, "m1").unwrap();
         assert_eq!(g.threshold().unwrap(), DEFAULT_THRESHOLD);
-        let e = g.enroll("Ada", &[template(1.0), template(2.0)], EnrollMode::New).unwrap();
+        let e = g
+            .enroll("Ada", &[template(1.0), template(2.0)], EnrollMode::New)
+            .unwrap();
         assert!(e.created);
         assert!(matches!(
             g.enroll("Ada", &[template(3.0)], EnrollMode::New),
             Err(GalleryError::PersonExists(_))
         ));
-        g.enroll("Ada", &[template(3.0)], EnrollMode::Append).unwrap();
+        g.enroll("Ada", &[template(3.0)], EnrollMode::Append)
+            .unwrap();
         g.enroll("Bob", &[template(10.0)], EnrollMode::New).unwrap();
         let people = g.people().unwrap();
-        assert_eq!(people.iter().map(|p| (p.name.as_str(), p.templates)).collect::<Vec<_>>(), [("Ada", 3), ("Bob", 1)]);
+        assert_eq!(
+            people
+                .iter()
+                .map(|p| (p.name.as_str(), p.templates))
+                .collect::<Vec<_>>(),
+            [("Ada", 3), ("Bob", 1)]
+        );
         let (p, t) = g.person("Ada").unwrap();
         assert_eq!(p.templates, 3);
         assert_eq!(t[0].encoding, template(1.0).encoding);
         assert_eq!(t[0].rect, [1, 2, 3, 4]);
         g.rename("Ada", "Ada L").unwrap();
-        assert!(matches!(g.rename("Nobody", "X"), Err(GalleryError::UnknownPerson(_))));
-        assert!(matches!(g.rename("Bob", "Ada L"), Err(GalleryError::PersonExists(_))));
+        assert!(matches!(
+            g.rename("Nobody", "X"),
+            Err(GalleryError::UnknownPerson(_))
+        ));
+        assert!(matches!(
+            g.rename("Bob", "Ada L"),
+            Err(GalleryError::PersonExists(_))
+        ));
         assert_eq!(g.remove("Ada L").unwrap(), 3);
-        assert!(matches!(g.remove("Ada L"), Err(GalleryError::UnknownPerson(_))));
+        assert!(matches!(
+            g.remove("Ada L"),
+            Err(GalleryError::UnknownPerson(_))
+        ));
         assert_eq!(g.template_count().unwrap(), 1);
-        assert!(matches!(g.enroll("  ", &[template(1.0)], EnrollMode::New), Err(GalleryError::InvalidName(_))));
+        assert!(matches!(
+            g.enroll("  ", &[template(1.0)], EnrollMode::New),
+            Err(GalleryError::InvalidName(_))
+        ));
     }
 
     #[test]
@@ -926,14 +1056,21 @@ mod tests {
         std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
         let err = Gallery::open(&garbage, "m1").err().expect("refused");
         assert!(matches!(err, GalleryError::Damaged { .. }), "{err}");
-        assert_eq!(std::fs::read(&garbage).unwrap(), vec![0x5a; 8192], "nothing written");
+        assert_eq!(
+            std::fs::read(&garbage).unwrap(),
+            vec![0x5a; 8192],
+            "nothing written"
+        );
 
         let foreign = dir.path().join("foreign.sqlite");
         Connection::open(&foreign)
             .unwrap()
             .execute_batch("CREATE TABLE t (x INTEGER)")
             .unwrap();
-        assert!(matches!(Gallery::open(&foreign, "m1"), Err(GalleryError::Damaged { .. })));
+        assert!(matches!(
+            Gallery::open(&foreign, "m1"),
+            Err(GalleryError::Damaged { .. })
+        ));
         assert!(matches!(
             Gallery::open_existing(&dir.path().join("missing.sqlite")),
             Err(GalleryError::NotFound { .. })
@@ -945,7 +1082,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut a = Gallery::open(&dir.path().join("a.sqlite"), "m1").unwrap();
         a.set_threshold(0.5).unwrap();
-        a.enroll("Ada", &[template(1.0), template(2.0)], EnrollMode::New).unwrap();
+        a.enroll("Ada", &[template(1.0), template(2.0)], EnrollMode::New)
+            .unwrap();
         a.enroll("Bob", &[template(3.0)], EnrollMode::New).unwrap();
         let export = a.export().unwrap();
         let json = serde_json::to_string(&export).unwrap();
@@ -954,12 +1092,21 @@ mod tests {
         let mut b = Gallery::open(&dir.path().join("b.sqlite"), "m1").unwrap();
         assert_eq!(b.import(&back).unwrap(), 2);
         assert_eq!(b.threshold().unwrap(), 0.5);
-        assert_eq!(b.person("Ada").unwrap().1[1].encoding, template(2.0).encoding);
+        assert_eq!(
+            b.person("Ada").unwrap().1[1].encoding,
+            template(2.0).encoding
+        );
         // A second import clashes on both names and writes nothing.
-        assert!(matches!(b.import(&back), Err(GalleryError::PersonExists(_))));
+        assert!(matches!(
+            b.import(&back),
+            Err(GalleryError::PersonExists(_))
+        ));
         assert_eq!(b.template_count().unwrap(), 3);
         let mut c = Gallery::open(&dir.path().join("c.sqlite"), "m2").unwrap();
-        assert!(matches!(c.import(&back), Err(GalleryError::ManifestMismatch { .. })));
+        assert!(matches!(
+            c.import(&back),
+            Err(GalleryError::ManifestMismatch { .. })
+        ));
     }
 
     #[test]
@@ -967,7 +1114,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut g = Gallery::open(&dir.path().join("g.sqlite"), "m1").unwrap();
         for p in 0..40 {
-            let ts: Vec<NewTemplate> = (0..3).map(|t| template(p as f32 * 10.0 + t as f32 * 0.01)).collect();
+            let ts: Vec<NewTemplate> = (0..3)
+                .map(|t| template(p as f32 * 10.0 + t as f32 * 0.01))
+                .collect();
             g.enroll(&format!("p{p}"), &ts, EnrollMode::New).unwrap();
         }
         let query = template(70.0).encoding;
@@ -982,7 +1131,8 @@ mod tests {
             assert!(c[1].distance >= c[0].distance);
         }
         // Added and removed people are seen by the cached graph.
-        g.enroll("late", &[template(500.0)], EnrollMode::New).unwrap();
+        g.enroll("late", &[template(500.0)], EnrollMode::New)
+            .unwrap();
         let s = g.searcher(IndexKind::Hnsw).unwrap();
         assert_eq!(s.len(), 121);
         assert_eq!(s.identify(&template(500.0).encoding, 1)[0].name, "late");
@@ -991,6 +1141,10 @@ mod tests {
         assert_eq!(s.len(), 118);
         assert_ne!(s.identify(&query, 1)[0].name, "p7");
         let empty = Gallery::open(&dir.path().join("e.sqlite"), "m1").unwrap();
-        assert!(empty.searcher(IndexKind::Auto).unwrap().identify(&query, 1).is_empty());
+        assert!(empty
+            .searcher(IndexKind::Auto)
+            .unwrap()
+            .identify(&query, 1)
+            .is_empty());
     }
 }

@@ -33,8 +33,12 @@ fn writer(db: &Path) {
     let mut g = Gallery::open(db, "test-models").expect("open");
     let mut out = std::io::stdout();
     for p in 0.. {
-        g.enroll(&format!("person {p:06}"), &person_templates(p), EnrollMode::New)
-            .expect("enroll");
+        g.enroll(
+            &format!("person {p:06}"),
+            &person_templates(p),
+            EnrollMode::New,
+        )
+        .expect("enroll");
         writeln!(out, "committed {p}").expect("stdout");
         out.flush().expect("flush");
     }
@@ -50,7 +54,12 @@ fn kill_mid_batch_keeps_exactly_the_committed_people() {
     let db = dir.path().join("g.sqlite");
     // The child is this test binary running this test with the variable set.
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "kill_mid_batch_keeps_exactly_the_committed_people", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "kill_mid_batch_keeps_exactly_the_committed_people",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, &db)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -66,7 +75,10 @@ fn kill_mid_batch_keeps_exactly_the_committed_people() {
                 break;
             }
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "writer too slow");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "writer too slow"
+        );
     }
     child.kill().expect("kill");
     child.wait().unwrap();
@@ -80,12 +92,19 @@ fn kill_mid_batch_keeps_exactly_the_committed_people() {
     let g = Gallery::open(&db, "test-models").expect("the gallery opens after the kill");
     let people = g.people().unwrap();
     // The kill can land between a commit and its line, never inside a transaction.
-    assert!(people.len() == printed || people.len() == printed + 1, "{} people, {printed} printed", people.len());
+    assert!(
+        people.len() == printed || people.len() == printed + 1,
+        "{} people, {printed} printed",
+        people.len()
+    );
     for (i, p) in people.iter().enumerate() {
         assert_eq!(p.name, format!("person {i:06}"));
         assert_eq!(p.templates, TEMPLATES_PER_PERSON, "{} is partial", p.name);
     }
-    assert_eq!(g.template_count().unwrap(), people.len() * TEMPLATES_PER_PERSON);
+    assert_eq!(
+        g.template_count().unwrap(),
+        people.len() * TEMPLATES_PER_PERSON
+    );
     let check: String = rusqlite::Connection::open(&db)
         .unwrap()
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -98,7 +117,8 @@ fn readers_keep_working_during_enrolment() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("g.sqlite");
     let mut g = Gallery::open(&db, "test-models").unwrap();
-    g.enroll("seed", &person_templates(0), EnrollMode::New).unwrap();
+    g.enroll("seed", &person_templates(0), EnrollMode::New)
+        .unwrap();
     let writing = AtomicBool::new(true);
     let reads = AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -107,19 +127,28 @@ fn readers_keep_working_during_enrolment() {
                 while writing.load(Ordering::Relaxed) {
                     let r = Gallery::open_existing(&db).expect("reader opens");
                     let people = r.people().expect("reader lists");
-                    assert!(people.iter().all(|p| p.templates == TEMPLATES_PER_PERSON), "whole people only");
-                    let s = r.searcher(IndexKind::Exact).expect("reader loads templates");
+                    assert!(
+                        people.iter().all(|p| p.templates == TEMPLATES_PER_PERSON),
+                        "whole people only"
+                    );
+                    let s = r
+                        .searcher(IndexKind::Exact)
+                        .expect("reader loads templates");
                     assert_eq!(s.len() % TEMPLATES_PER_PERSON, 0, "whole people only");
                     assert_eq!(s.identify(&template(0, 0).encoding, 1)[0].name, "seed");
                     let latest = s.len() / TEMPLATES_PER_PERSON - 1;
                     let found = s.identify(&template(latest, 0).encoding, 1);
-                    assert!(!found[0].name.is_empty(), "templates and names from one snapshot");
+                    assert!(
+                        !found[0].name.is_empty(),
+                        "templates and names from one snapshot"
+                    );
                     reads.fetch_add(1, Ordering::Relaxed);
                 }
             });
         }
         for p in 1..=300 {
-            g.enroll(&format!("p{p}"), &person_templates(p), EnrollMode::New).unwrap();
+            g.enroll(&format!("p{p}"), &person_templates(p), EnrollMode::New)
+                .unwrap();
         }
         writing.store(false, Ordering::Relaxed);
     });

@@ -5,7 +5,9 @@
 use std::io::{BufRead, Cursor, Seek};
 use std::path::{Path, PathBuf};
 
-use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+
+use crate::jpeg;
 
 /// Default largest image accepted, in pixels (width × height): 100 megapixels.
 pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
@@ -96,16 +98,23 @@ pub fn decode_bytes(bytes: &[u8], name: &Path, options: &DecodeOptions) -> Resul
             path: name.to_path_buf(),
             source,
         })?;
-    if reader.format().is_none() {
-        return Err(ImageError::UnknownFormat {
+    let format = reader.format().ok_or_else(|| ImageError::UnknownFormat {
+        path: name.to_path_buf(),
+    })?;
+    let is_jpeg = format == ImageFormat::Jpeg;
+    if is_jpeg && !jpeg::is_complete(bytes) {
+        return Err(ImageError::Corrupt {
             path: name.to_path_buf(),
+            message: "JPEG data ends before its end marker (truncated file?)".into(),
         });
     }
-    decode_reader(reader, name, options)
+    decode_reader(reader, bytes, is_jpeg, name, options)
 }
 
 fn decode_reader<R: BufRead + Seek>(
     reader: ImageReader<R>,
+    bytes: &[u8],
+    is_jpeg: bool,
     name: &Path,
     options: &DecodeOptions,
 ) -> Result<RgbImage, ImageError> {
@@ -113,6 +122,7 @@ fn decode_reader<R: BufRead + Seek>(
         path: name.to_path_buf(),
         message: e.to_string(),
     };
+    // The image crate reads the header (size, EXIF orientation) for every format.
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
     let (width, height) = decoder.dimensions();
     if u64::from(width) * u64::from(height) > options.max_pixels {
@@ -128,7 +138,17 @@ fn decode_reader<R: BufRead + Seek>(
     } else {
         None
     };
-    let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    let libjpeg = if is_jpeg { jpeg::decode(bytes) } else { None };
+    let mut image = match libjpeg {
+        Some(Ok(rgb)) => DynamicImage::ImageRgb8(rgb),
+        Some(Err(message)) => {
+            return Err(ImageError::Corrupt {
+                path: name.to_path_buf(),
+                message,
+            })
+        }
+        None => DynamicImage::from_decoder(decoder).map_err(corrupt)?,
+    };
     if let Some(orientation) = orientation {
         image.apply_orientation(orientation);
     }

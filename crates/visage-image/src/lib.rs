@@ -2,6 +2,7 @@
 //! and the resampling steps whose exact rounding the face pipeline depends on.
 
 pub mod decode;
+mod jpeg;
 pub mod pyramid;
 pub mod resize;
 

@@ -14,7 +14,7 @@ use visage_eval::runner::encode_all;
 use visage_gallery::Gallery;
 use visage_image::DecodeOptions;
 
-use super::gallery_db::{db_path, open_cache, person_folders, progress_bar};
+use super::gallery_db::{db_path, json_f32, open_cache, person_folders, progress_bar};
 use super::{detect_options, load_models};
 use crate::args::CalibrateArgs;
 
@@ -23,19 +23,28 @@ const PAIR_SEED: u64 = 0x7669_7361_6765;
 
 pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     if !(args.target_far > 0.0 && args.target_far <= 1.0) {
-        bail!("--target-far must be a fraction in (0, 1], got {}", args.target_far);
+        bail!(
+            "--target-far must be a fraction in (0, 1], got {}",
+            args.target_far
+        );
     }
     let pairs: Vec<(PathBuf, PathBuf, bool)> = match (&args.pairs, &args.images, &args.dir) {
         (Some(file), Some(images), _) => {
-            let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-            parse_pairs(&text, images)?.into_iter().map(|p| (p.a, p.b, p.same)).collect()
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            parse_pairs(&text, images)?
+                .into_iter()
+                .map(|p| (p.a, p.b, p.same))
+                .collect()
         }
         (_, _, Some(dir)) => {
             let people = person_folders(dir)?;
             let counts: Vec<usize> = people.iter().map(|(_, v)| v.len()).collect();
             draw_pairs(&counts, args.pairs_per_person, PAIR_SEED)
                 .into_iter()
-                .map(|((pa, ia), (pb, ib), same)| (people[pa].1[ia].clone(), people[pb].1[ib].clone(), same))
+                .map(|((pa, ia), (pb, ib), same)| {
+                    (people[pa].1[ia].clone(), people[pb].1[ib].clone(), same)
+                })
                 .collect()
         }
         _ => bail!("give --pairs FILE --images DIR, or --dir DIR"),
@@ -52,9 +61,17 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
         max_pixels: args.detect.max_pixels,
         ..DecodeOptions::default()
     };
-    let encoder = PipelineEncoder::new(&models, detect_options(&args.detect), decode, FaceChoice::Largest);
+    let encoder = PipelineEncoder::new(
+        &models,
+        detect_options(&args.detect),
+        decode,
+        FaceChoice::Largest,
+    );
     let mut cache = open_cache(&args.cache)?;
-    let paths: Vec<PathBuf> = pairs.iter().flat_map(|(a, b, _)| [a.clone(), b.clone()]).collect();
+    let paths: Vec<PathBuf> = pairs
+        .iter()
+        .flat_map(|(a, b, _)| [a.clone(), b.clone()])
+        .collect();
     let mut unique = paths.clone();
     unique.sort();
     unique.dedup();
@@ -63,10 +80,17 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let (mut genuine, mut impostor, mut dropped) = (Vec::new(), Vec::new(), 0usize);
     for (a, b, same) in &pairs {
-        match (encodings.get(a).and_then(|e| e.encoding), encodings.get(b).and_then(|e| e.encoding)) {
+        match (
+            encodings.get(a).and_then(|e| e.encoding),
+            encodings.get(b).and_then(|e| e.encoding),
+        ) {
             (Some(x), Some(y)) => {
                 let d = visage_gallery::squared_distance(&x, &y).sqrt();
-                if *same { genuine.push(d) } else { impostor.push(d) }
+                if *same {
+                    genuine.push(d)
+                } else {
+                    impostor.push(d)
+                }
             }
             _ => dropped += 1,
         }
@@ -79,23 +103,27 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let curve = roc(&genuine, &impostor);
-    let op = threshold_for_far(&genuine, &impostor, args.target_far).context("no impostor pairs")?;
+    let op =
+        threshold_for_far(&genuine, &impostor, args.target_far).context("no impostor pairs")?;
     let at_1e3 = threshold_for_far(&genuine, &impostor, 1e-3);
-    let grid: Vec<_> = (0..=200).map(|i| rates_at(&genuine, &impostor, i as f32 * 0.01)).collect();
+    let grid: Vec<_> = (0..=200)
+        .map(|i| rates_at(&genuine, &impostor, i as f32 * 0.01))
+        .collect();
     let summary = json!({
         "genuine_pairs": genuine.len(), "impostor_pairs": impostor.len(), "dropped_pairs": dropped,
         "images": stats.images, "images_without_face": stats.without_face, "images_failed": stats.failed.len(),
         "images_from_cache": stats.from_cache,
-        "eer": curve.eer, "eer_threshold": curve.eer_threshold,
-        "tar_at_far_1e-3": at_1e3.map(|o| o.tar), "threshold_at_far_1e-3": at_1e3.map(|o| o.threshold),
-        "target_far": args.target_far, "threshold": op.threshold, "far": op.far, "tar": op.tar,
+        "eer": curve.eer, "eer_threshold": json_f32(curve.eer_threshold),
+        "tar_at_far_1e-3": at_1e3.map(|o| o.tar), "threshold_at_far_1e-3": at_1e3.map(|o| json_f32(o.threshold)),
+        "target_far": args.target_far, "threshold": json_f32(op.threshold), "far": op.far, "tar": op.tar,
         "saved_to": if args.save { Some(db.display().to_string()) } else { None },
         "min_far_resolution": 1.0 / impostor.len() as f64,
     });
     if let Some(out) = &args.out {
         let mut full = summary.clone();
         full["roc"] = json!(grid);
-        std::fs::write(out, serde_json::to_string_pretty(&full)?).with_context(|| format!("cannot write {}", out.display()))?;
+        std::fs::write(out, serde_json::to_string_pretty(&full)?)
+            .with_context(|| format!("cannot write {}", out.display()))?;
     }
     if let Some(png) = &args.plot {
         write_roc_png(&curve, png)?;
@@ -113,7 +141,11 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
             stats.images,
             stats.from_cache
         );
-        println!("EER {:.2}% at τ {:.3}", curve.eer * 100.0, curve.eer_threshold);
+        println!(
+            "EER {:.2}% at τ {:.3}",
+            curve.eer * 100.0,
+            curve.eer_threshold
+        );
         if let Some(o) = at_1e3 {
             println!("TAR {:.4} at FAR 1e-3 (τ {:.3})", o.tar, o.threshold);
         }
@@ -123,7 +155,11 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
             args.target_far,
             op.far,
             op.tar,
-            if args.save { format!("; saved to {}", db.display()) } else { String::new() }
+            if args.save {
+                format!("; saved to {}", db.display())
+            } else {
+                String::new()
+            }
         );
         if args.target_far < 1.0 / impostor.len() as f64 {
             eprintln!(

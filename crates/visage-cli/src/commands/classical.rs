@@ -13,7 +13,8 @@ use visage_classical::dataset::{centre_crop, conform, list_people, load_gray, sp
 use visage_classical::nalgebra::DMatrix;
 use visage_classical::verify::{verify_pairs, PairMethod, PairRef};
 use visage_classical::{
-    pictures, ClassicalModel, ClassifierSpec, Dataset, FeatureSpec, Input, Lda, LoadOptions, Metric, Pca, SizePolicy,
+    pictures, ClassicalModel, ClassifierSpec, Dataset, FeatureSpec, Input, Lda, LoadOptions,
+    Metric, Pca, SizePolicy,
 };
 use visage_eval::cache::ImageEncoding;
 use visage_eval::faces::{FaceChoice, PipelineEncoder};
@@ -25,9 +26,9 @@ use visage_image::{decode_file, DecodeOptions, RgbImage};
 use super::gallery_db::{open_cache, progress_bar};
 use super::{detect_options, load_models};
 use crate::args::{
-    CacheArgs, ClassicalAction, ClassicalArgs, ClassicalDataArgs, ClassicalEvalArgs, ClassicalFeatures,
-    ClassicalKernel, ClassicalMethod, ClassicalMethodArgs, ClassicalMetric, ClassicalTrainArgs, DetectArgs,
-    ModelsDir,
+    CacheArgs, ClassicalAction, ClassicalArgs, ClassicalDataArgs, ClassicalEvalArgs,
+    ClassicalFeatures, ClassicalKernel, ClassicalMethod, ClassicalMethodArgs, ClassicalMetric,
+    ClassicalTrainArgs, DetectArgs, ModelsDir,
 };
 
 /// Reconstructions drawn by `train --pictures`, in principal components.
@@ -62,28 +63,61 @@ fn spec(m: &ClassicalMethodArgs) -> anyhow::Result<(FeatureSpec, ClassifierSpec,
         ClassicalFeatures::Lda => "LDA",
         ClassicalFeatures::Dlib => "dlib encodings",
     };
-    Ok(match m.method {
-        ClassicalMethod::Eigenfaces | ClassicalMethod::Fisherfaces if m.features != ClassicalFeatures::Pixels => {
-            bail!("eigenfaces and fisherfaces work on pixels; use --method svm or nn with --features")
+    let method = m
+        .method
+        .ok_or_else(|| anyhow!("--method is needed (eigenfaces, fisherfaces, svm or nn)"))?;
+    Ok(match method {
+        ClassicalMethod::Eigenfaces | ClassicalMethod::Fisherfaces
+            if m.features != ClassicalFeatures::Pixels =>
+        {
+            bail!(
+                "eigenfaces and fisherfaces work on pixels; use --method svm or nn with --features"
+            )
         }
-        ClassicalMethod::Eigenfaces => (FeatureSpec::Pca(k), ClassifierSpec::Nearest(metric), "eigenfaces".into()),
-        ClassicalMethod::Fisherfaces => (FeatureSpec::Lda(k), ClassifierSpec::Nearest(metric), "fisherfaces".into()),
+        ClassicalMethod::Eigenfaces => (
+            FeatureSpec::Pca(k),
+            ClassifierSpec::Nearest(metric),
+            "eigenfaces".into(),
+        ),
+        ClassicalMethod::Fisherfaces => (
+            FeatureSpec::Lda(k),
+            ClassifierSpec::Nearest(metric),
+            "fisherfaces".into(),
+        ),
         ClassicalMethod::Svm => {
             if m.svm_c.is_nan() || m.svm_c <= 0.0 {
                 bail!("--svm-c must be positive");
             }
             let rbf = m.kernel == ClassicalKernel::Rbf;
-            let name = format!("svm-{} on {feature_name}", if rbf { "rbf" } else { "linear" });
-            (features(m.features), ClassifierSpec::Svm { rbf, gamma: m.gamma, c: m.svm_c }, name)
+            let name = format!(
+                "svm-{} on {feature_name}",
+                if rbf { "rbf" } else { "linear" }
+            );
+            (
+                features(m.features),
+                ClassifierSpec::Svm {
+                    rbf,
+                    gamma: m.gamma,
+                    c: m.svm_c,
+                },
+                name,
+            )
         }
-        ClassicalMethod::Nn => (features(m.features), ClassifierSpec::Nearest(metric), format!("nn on {feature_name}")),
+        ClassicalMethod::Nn => (
+            features(m.features),
+            ClassifierSpec::Nearest(metric),
+            format!("nn on {feature_name}"),
+        ),
     })
 }
 
 fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {
     let bad = || anyhow!("--size must be WIDTHxHEIGHT in pixels, e.g. 46x56, not {text:?}");
     let (w, h) = text.split_once(['x', 'X']).ok_or_else(bad)?;
-    let (w, h): (u32, u32) = (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?);
+    let (w, h): (u32, u32) = (
+        w.trim().parse().map_err(|_| bad())?,
+        h.trim().parse().map_err(|_| bad())?,
+    );
     if w == 0 || h == 0 || u64::from(w) * u64::from(h) > 4_000_000 {
         return Err(bad());
     }
@@ -161,7 +195,8 @@ fn load_labelled(
         crop: None,
         decode: decode_options(detect),
     };
-    let set = Dataset::load(&dir, &options).with_context(|| format!("cannot load the face set {}", dir.display()))?;
+    let set = Dataset::load(&dir, &options)
+        .with_context(|| format!("cannot load the face set {}", dir.display()))?;
     let all: Vec<usize> = (0..set.samples.len()).collect();
     Ok(Labelled {
         dir,
@@ -189,10 +224,21 @@ impl WholeImageFallback<'_> {
     fn locate(&self, path: &Path) -> Result<(RgbImage, bool), String> {
         let image = decode_file(path, &self.decode).map_err(|e| e.to_string())?;
         let detections = self.models.detect(&image, &self.detect);
-        let largest = detections.iter().map(|d| d.rect).max_by_key(|r| (r.right - r.left) * (r.bottom - r.top));
+        let largest = detections
+            .iter()
+            .map(|d| d.rect)
+            .max_by_key(|r| (r.right - r.left) * (r.bottom - r.top));
         let (rect, found) = match largest {
             Some(r) => (r, true),
-            None => (Rect::new(0, 0, i64::from(image.width()) - 1, i64::from(image.height()) - 1), false),
+            None => (
+                Rect::new(
+                    0,
+                    0,
+                    i64::from(image.width()) - 1,
+                    i64::from(image.height()) - 1,
+                ),
+                false,
+            ),
         };
         let landmarks = self.models.landmarks(&image, &rect);
         let chip = self
@@ -215,8 +261,12 @@ impl ImageEncoder for WholeImageFallback<'_> {
     }
 
     fn encode(&self, paths: &[&Path]) -> Vec<Result<ImageEncoding, String>> {
-        let located: Vec<Result<(RgbImage, bool), String>> = paths.par_iter().map(|p| self.locate(p)).collect();
-        let chips: Vec<RgbImage> = located.iter().filter_map(|r| r.as_ref().ok().map(|(c, _)| c.clone())).collect();
+        let located: Vec<Result<(RgbImage, bool), String>> =
+            paths.par_iter().map(|p| self.locate(p)).collect();
+        let chips: Vec<RgbImage> = located
+            .iter()
+            .filter_map(|r| r.as_ref().ok().map(|(c, _)| c.clone()))
+            .collect();
         let encodings = match self.models.encode(&chips) {
             Ok(e) => e,
             Err(e) => return paths.iter().map(|_| Err(e.to_string())).collect(),
@@ -234,7 +284,10 @@ impl ImageEncoder for WholeImageFallback<'_> {
     }
 }
 
-fn encodings_matrix(paths: &[PathBuf], encodings: &HashMap<PathBuf, ImageEncoding>) -> anyhow::Result<DMatrix<f64>> {
+fn encodings_matrix(
+    paths: &[PathBuf],
+    encodings: &HashMap<PathBuf, ImageEncoding>,
+) -> anyhow::Result<DMatrix<f64>> {
     let mut x = DMatrix::zeros(128, paths.len());
     for (c, p) in paths.iter().enumerate() {
         let e = encodings
@@ -250,7 +303,11 @@ fn encodings_matrix(paths: &[PathBuf], encodings: &HashMap<PathBuf, ImageEncodin
 
 fn failures(stats: &EncodeStats) -> anyhow::Result<()> {
     if let Some((path, why)) = stats.failed.first() {
-        bail!("{} images could not be encoded, first {}: {why}", stats.failed.len(), path.display());
+        bail!(
+            "{} images could not be encoded, first {}: {why}",
+            stats.failed.len(),
+            path.display()
+        );
     }
     Ok(())
 }
@@ -286,7 +343,12 @@ fn dlib_whole_image_fallback(
     run_encoder(&encoder, paths, cache)
 }
 
-fn write_pictures(dir: &Path, set: &Dataset, train: &[usize], test: &[usize]) -> anyhow::Result<Vec<PathBuf>> {
+fn write_pictures(
+    dir: &Path,
+    set: &Dataset,
+    train: &[usize],
+    test: &[usize],
+) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let (w, h) = (set.width, set.height);
     let x = set.matrix(train);
@@ -294,19 +356,38 @@ fn write_pictures(dir: &Path, set: &Dataset, train: &[usize], test: &[usize]) ->
     let mut written = Vec::new();
     let pca = Pca::fit(&x, None)?;
     let path = dir.join("eigenfaces.png");
-    pictures::save_png(&pictures::eigenfaces(&pca, w, h, PICTURE_COMPONENTS, 8), &path)?;
+    pictures::save_png(
+        &pictures::eigenfaces(&pca, w, h, PICTURE_COMPONENTS, 8),
+        &path,
+    )?;
     written.push(path);
-    if let Some(&face) = test.first().or(train.first()) {
-        let face: Vec<f64> = set.samples[face].pixels.iter().map(|&v| f64::from(v)).collect();
-        let ks: Vec<usize> = RECONSTRUCTION_COMPONENTS.iter().map(|&k| k.min(pca.components())).collect();
-        let path = dir.join("reconstruction.png");
-        pictures::save_png(&pictures::reconstructions(&pca, &face, w, h, &ks), &path)?;
-        written.push(path);
-    }
+    // A training face (which all components reconstruct exactly) above an unseen test face.
+    let faces: Vec<Vec<f64>> = train
+        .first()
+        .into_iter()
+        .chain(test.first())
+        .map(|&i| {
+            set.samples[i]
+                .pixels
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect()
+        })
+        .collect();
+    let ks: Vec<usize> = RECONSTRUCTION_COMPONENTS
+        .iter()
+        .map(|&k| k.min(pca.components()))
+        .collect();
+    let path = dir.join("reconstruction.png");
+    pictures::save_png(&pictures::reconstructions(&pca, &faces, w, h, &ks), &path)?;
+    written.push(path);
     if set.people.len() >= 2 {
         let lda = Lda::fit(&x, &labels, None)?;
         let path = dir.join("fisherfaces.png");
-        pictures::save_png(&pictures::fisherfaces(&lda, w, h, PICTURE_COMPONENTS + 1, 8), &path)?;
+        pictures::save_png(
+            &pictures::fisherfaces(&lda, w, h, PICTURE_COMPONENTS + 1, 8),
+            &path,
+        )?;
         written.push(path);
     }
     Ok(written)
@@ -314,12 +395,32 @@ fn write_pictures(dir: &Path, set: &Dataset, train: &[usize], test: &[usize]) ->
 
 fn train(args: ClassicalTrainArgs) -> anyhow::Result<ExitCode> {
     let (features, classifier, name) = spec(&args.method)?;
-    let set = load_labelled(&args.data, args.method.features, None, &args.models, &args.detect, None)?;
-    let split = split_labels(&set.labels, &set.people, args.data.train_per_person, args.data.seed)?;
+    let set = load_labelled(
+        &args.data,
+        args.method.features,
+        None,
+        &args.models,
+        &args.detect,
+        None,
+    )?;
+    let split = split_labels(
+        &set.labels,
+        &set.people,
+        args.data.train_per_person,
+        args.data.seed,
+    )?;
     let start = Instant::now();
     let x = set.x.select_columns(split.train.iter());
     let labels: Vec<usize> = split.train.iter().map(|&i| set.labels[i]).collect();
-    let (model, _) = ClassicalModel::train(&name, set.input.clone(), set.people.clone(), &x, &labels, features, classifier)?;
+    let (model, _) = ClassicalModel::train(
+        &name,
+        set.input.clone(),
+        set.people.clone(),
+        &x,
+        &labels,
+        features,
+        classifier,
+    )?;
     let seconds = start.elapsed().as_secs_f64();
     if let Some(out) = &args.out {
         model.save(out)?;
@@ -351,7 +452,9 @@ fn train(args: ClassicalTrainArgs) -> anyhow::Result<ExitCode> {
             split.train.len(),
             set.people.len(),
             set.dir.display(),
-            components.map(|k| format!(", {k} components")).unwrap_or_default()
+            components
+                .map(|k| format!(", {k} components"))
+                .unwrap_or_default()
         );
         if let Some(out) = &args.out {
             println!("model saved to {}", out.display());
@@ -363,7 +466,12 @@ fn train(args: ClassicalTrainArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn emit(report: &Value, json_out: bool, out: Option<&Path>, text: String) -> anyhow::Result<ExitCode> {
+fn emit(
+    report: &Value,
+    json_out: bool,
+    out: Option<&Path>,
+    text: String,
+) -> anyhow::Result<ExitCode> {
     if let Some(path) = out {
         let body = serde_json::to_string_pretty(report)?;
         std::fs::write(path, body).with_context(|| format!("cannot write {}", path.display()))?;
@@ -385,11 +493,23 @@ fn eval(args: ClassicalEvalArgs) -> anyhow::Result<ExitCode> {
         Some(path) => {
             let model = ClassicalModel::load(path)?;
             let (features, fixed) = match &model.input {
-                Input::Gray { width, height } => (ClassicalFeatures::Pixels, Some((*width, *height))),
+                Input::Gray { width, height } => {
+                    (ClassicalFeatures::Pixels, Some((*width, *height)))
+                }
                 Input::Vector { kind, .. } if kind == "dlib" => (ClassicalFeatures::Dlib, None),
-                Input::Vector { kind, .. } => bail!("{}: takes {kind} vectors, which this command cannot compute", path.display()),
+                Input::Vector { kind, .. } => bail!(
+                    "{}: takes {kind} vectors, which this command cannot compute",
+                    path.display()
+                ),
             };
-            let set = load_labelled(&args.data, features, fixed, &args.models, &args.detect, Some(&args.cache))?;
+            let set = load_labelled(
+                &args.data,
+                features,
+                fixed,
+                &args.models,
+                &args.detect,
+                Some(&args.cache),
+            )?;
             if set.people != model.people {
                 bail!(
                     "{} was trained on other people than those in {} ({} vs {} people)",
@@ -403,23 +523,48 @@ fn eval(args: ClassicalEvalArgs) -> anyhow::Result<ExitCode> {
         }
         None => (
             None,
-            load_labelled(&args.data, args.method.features, None, &args.models, &args.detect, Some(&args.cache))?,
+            load_labelled(
+                &args.data,
+                args.method.features,
+                None,
+                &args.models,
+                &args.detect,
+                Some(&args.cache),
+            )?,
         ),
     };
-    let split = split_labels(&set.labels, &set.people, args.data.train_per_person, args.data.seed)?;
+    let split = split_labels(
+        &set.labels,
+        &set.people,
+        args.data.train_per_person,
+        args.data.seed,
+    )?;
     let model = match model {
         Some(m) => m,
         None => {
             let (features, classifier, name) = spec(&args.method)?;
             let x = set.x.select_columns(split.train.iter());
             let labels: Vec<usize> = split.train.iter().map(|&i| set.labels[i]).collect();
-            ClassicalModel::train(&name, set.input.clone(), set.people.clone(), &x, &labels, features, classifier)?.0
+            ClassicalModel::train(
+                &name,
+                set.input.clone(),
+                set.people.clone(),
+                &x,
+                &labels,
+                features,
+                classifier,
+            )?
+            .0
         }
     };
     let test_x = set.x.select_columns(split.test.iter());
     let test_labels: Vec<usize> = split.test.iter().map(|&i| set.labels[i]).collect();
     let predicted = model.predict(&test_x)?;
-    let correct = predicted.iter().zip(&test_labels).filter(|(a, b)| a == b).count();
+    let correct = predicted
+        .iter()
+        .zip(&test_labels)
+        .filter(|(a, b)| a == b)
+        .count();
     let accuracy = correct as f64 / test_labels.len().max(1) as f64;
     let seconds = start.elapsed().as_secs_f64();
     let components = model.projection.as_ref().map(|p| p.components());
@@ -454,7 +599,9 @@ fn eval(args: ClassicalEvalArgs) -> anyhow::Result<ExitCode> {
         test_labels.len()
     );
     if let Some(n) = set.without_face {
-        text.push_str(&format!("\n{n} images without a detected face: the whole image was the face box"));
+        text.push_str(&format!(
+            "\n{n} images without a detected face: the whole image was the face box"
+        ));
     }
     if let Some(n) = resized.filter(|&n| n > 0) {
         text.push_str(&format!("\n{n} images resized to the set's size"));
@@ -473,19 +620,24 @@ fn eval_pairs(args: &ClassicalEvalArgs) -> anyhow::Result<ExitCode> {
         ClassicalMetric::Cosine => Metric::Cosine,
     };
     let method = match (m.method, m.features) {
-        (ClassicalMethod::Eigenfaces, _) => PairMethod::Eigenfaces(m.components, metric),
-        (ClassicalMethod::Fisherfaces, _) => PairMethod::Fisherfaces(m.components),
-        (ClassicalMethod::Svm, ClassicalFeatures::Pixels | ClassicalFeatures::Dlib) => PairMethod::PairSvm {
+        (None, _) => bail!("--method is needed"),
+        (Some(ClassicalMethod::Eigenfaces), _) => PairMethod::Eigenfaces(m.components, metric),
+        (Some(ClassicalMethod::Fisherfaces), _) => PairMethod::Fisherfaces(m.components),
+        (Some(ClassicalMethod::Svm), ClassicalFeatures::Pixels | ClassicalFeatures::Dlib) => PairMethod::PairSvm {
             rbf: m.kernel == ClassicalKernel::Rbf,
             gamma: m.gamma,
             c: m.svm_c,
         },
-        (ClassicalMethod::Nn, ClassicalFeatures::Pixels | ClassicalFeatures::Dlib) => PairMethod::Distance(metric),
+        (Some(ClassicalMethod::Nn), ClassicalFeatures::Pixels | ClassicalFeatures::Dlib) => PairMethod::Distance(metric),
         _ => bail!("on LFW pairs, svm and nn take --features pixels or dlib (use --method eigenfaces or fisherfaces for projections)"),
     };
-    let text = std::fs::read_to_string(pairs_path).with_context(|| format!("cannot read {}", pairs_path.display()))?;
+    let text = std::fs::read_to_string(pairs_path)
+        .with_context(|| format!("cannot read {}", pairs_path.display()))?;
     let pairs = parse_pairs(&text, images)?;
-    let mut paths: Vec<PathBuf> = pairs.iter().flat_map(|p| [p.a.clone(), p.b.clone()]).collect();
+    let mut paths: Vec<PathBuf> = pairs
+        .iter()
+        .flat_map(|p| [p.a.clone(), p.b.clone()])
+        .collect();
     paths.sort();
     paths.dedup();
     let index: HashMap<&PathBuf, usize> = paths.iter().enumerate().map(|(i, p)| (p, i)).collect();

@@ -37,9 +37,21 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn one_person(args: &EnrollArgs, path: &Path, models: &FaceModels, gallery: Option<Gallery>) -> anyhow::Result<ExitCode> {
-    let name = args.name.as_deref().ok_or_else(|| anyhow!("a NAME is required"))?;
-    let mode = if args.append { EnrollMode::Append } else { EnrollMode::New };
+fn one_person(
+    args: &EnrollArgs,
+    path: &Path,
+    models: &FaceModels,
+    gallery: Option<Gallery>,
+) -> anyhow::Result<ExitCode> {
+    let name = args
+        .name
+        .as_deref()
+        .ok_or_else(|| anyhow!("a NAME is required"))?;
+    let mode = if args.append {
+        EnrollMode::Append
+    } else {
+        EnrollMode::New
+    };
     if let (Some(g), EnrollMode::New) = (&gallery, mode) {
         if g.contains(name)? {
             bail!("{name:?} is already enrolled; pass --append to add these photos to them, or choose another name");
@@ -72,19 +84,32 @@ fn one_person(args: &EnrollArgs, path: &Path, models: &FaceModels, gallery: Opti
         );
     } else {
         let verb = if done.created { "enrolled" } else { "added to" };
-        println!("{verb} {} ({} templates) in {}", name.trim(), done.templates_added, path.display());
+        println!(
+            "{verb} {} ({} templates) in {}",
+            name.trim(),
+            done.templates_added,
+            path.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn from_dir(args: &EnrollArgs, dir: &Path, path: &Path, models: &FaceModels, gallery: Option<Gallery>) -> anyhow::Result<ExitCode> {
+fn from_dir(
+    args: &EnrollArgs,
+    dir: &Path,
+    path: &Path,
+    models: &FaceModels,
+    gallery: Option<Gallery>,
+) -> anyhow::Result<ExitCode> {
     let folders = person_folders(dir)?;
     let mut gallery = match gallery {
         Some(g) => g,
         None => Gallery::open(path, models.manifest_id())?,
     };
     let existing: HashSet<String> = gallery.people()?.into_iter().map(|p| p.name).collect();
-    let (done, todo): (Vec<_>, Vec<_>) = folders.into_iter().partition(|(n, _)| existing.contains(n.trim()));
+    let (done, todo): (Vec<_>, Vec<_>) = folders
+        .into_iter()
+        .partition(|(n, _)| existing.contains(n.trim()));
     let bar = progress_bar(todo.iter().map(|(_, v)| v.len()).sum(), "photos");
     let (mut enrolled, mut templates, mut failed) = (0usize, 0usize, 0usize);
     let stdout = std::io::stdout();
@@ -105,9 +130,13 @@ fn from_dir(args: &EnrollArgs, dir: &Path, path: &Path, models: &FaceModels, gal
         let all: Vec<PathBuf> = round.iter().flat_map(|(_, v)| v.iter().cloned()).collect();
         let mut prepared = prepare(models, &all, &args.detect, args.largest, &bar).into_iter();
         for (name, images) in &round {
-            let results: Vec<Result<NewTemplate, String>> = prepared.by_ref().take(images.len()).collect();
+            let results: Vec<Result<NewTemplate, String>> =
+                prepared.by_ref().take(images.len()).collect();
             let skipped: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-            let ok: Vec<NewTemplate> = results.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+            let ok: Vec<NewTemplate> = results
+                .iter()
+                .filter_map(|r| r.as_ref().ok().cloned())
+                .collect();
             for s in &skipped {
                 bar.suspend(|| eprintln!("visage: warning: {name}: photo skipped: {s}"));
             }
@@ -121,9 +150,18 @@ fn from_dir(args: &EnrollArgs, dir: &Path, path: &Path, models: &FaceModels, gal
             templates += result.templates_added;
             let mut out = stdout.lock();
             if args.json {
-                writeln!(out, "{}", json!({ "name": name.trim(), "person_id": result.person_id, "templates_added": result.templates_added, "photos_skipped": skipped.len() }))?;
+                writeln!(
+                    out,
+                    "{}",
+                    json!({ "name": name.trim(), "person_id": result.person_id, "templates_added": result.templates_added, "photos_skipped": skipped.len() })
+                )?;
             } else {
-                writeln!(out, "enrolled {} ({} templates)", name.trim(), result.templates_added)?;
+                writeln!(
+                    out,
+                    "enrolled {} ({} templates)",
+                    name.trim(),
+                    result.templates_added
+                )?;
             }
             out.flush()?;
         }
@@ -134,7 +172,11 @@ fn from_dir(args: &EnrollArgs, dir: &Path, path: &Path, models: &FaceModels, gal
         path.display(),
         done.len()
     );
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// One template per photo, or why the photo cannot be used (the message names the file).
@@ -152,7 +194,10 @@ fn prepare(
             .par_iter()
             .map(|p| Ok((images::load(p, detect)?, sha256_file(p)?)))
             .collect();
-        let ok: Vec<&RgbImage> = decoded.iter().filter_map(|d| d.as_ref().ok().map(|(i, _)| i)).collect();
+        let ok: Vec<&RgbImage> = decoded
+            .iter()
+            .filter_map(|d| d.as_ref().ok().map(|(i, _)| i))
+            .collect();
         let analysed = match models.analyze_many(&ok, &options, Stage::Encode) {
             Ok(a) => a,
             Err(e) => {
@@ -169,8 +214,13 @@ fn prepare(
                     let found = faces.next().unwrap_or_default();
                     match (found.len(), largest) {
                         (0, _) => Err(format!("{}: no face found", p.display())),
-                        (n, false) if n > 1 => Err(format!("{}: {n} faces (pass --largest to take the largest)", p.display())),
-                        _ => match largest_face(&found).and_then(|f| f.encoding.map(|e| (f.rect, e))) {
+                        (n, false) if n > 1 => Err(format!(
+                            "{}: {n} faces (pass --largest to take the largest)",
+                            p.display()
+                        )),
+                        _ => match largest_face(&found)
+                            .and_then(|f| f.encoding.map(|e| (f.rect, e)))
+                        {
                             Some((r, encoding)) => Ok(NewTemplate {
                                 encoding,
                                 image_sha256: sha,

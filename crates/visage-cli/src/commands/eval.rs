@@ -37,7 +37,12 @@ fn failures(stats: &EncodeStats) -> anyhow::Result<()> {
     if stats.failed.is_empty() {
         return Ok(());
     }
-    let first: Vec<String> = stats.failed.iter().take(5).map(|(_, m)| m.clone()).collect();
+    let first: Vec<String> = stats
+        .failed
+        .iter()
+        .take(5)
+        .map(|(_, m)| m.clone())
+        .collect();
     bail!(
         "{} images could not be read or encoded (the others are cached): {}",
         stats.failed.len(),
@@ -46,7 +51,8 @@ fn failures(stats: &EncodeStats) -> anyhow::Result<()> {
 }
 
 fn lfw(args: EvalLfwArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.pairs).with_context(|| format!("cannot read {}", args.pairs.display()))?;
+    let text = std::fs::read_to_string(&args.pairs)
+        .with_context(|| format!("cannot read {}", args.pairs.display()))?;
     let pairs = parse_pairs(&text, &args.images)?;
     let models = load_models(&args.models)?;
     let encoder = PipelineEncoder::new(
@@ -56,7 +62,10 @@ fn lfw(args: EvalLfwArgs) -> anyhow::Result<ExitCode> {
         FaceChoice::LfwCentreOrBox,
     );
     let mut cache = open_cache(&args.cache)?;
-    let paths: Vec<PathBuf> = pairs.iter().flat_map(|p| [p.a.clone(), p.b.clone()]).collect();
+    let paths: Vec<PathBuf> = pairs
+        .iter()
+        .flat_map(|p| [p.a.clone(), p.b.clone()])
+        .collect();
     let mut unique = paths.clone();
     unique.sort();
     unique.dedup();
@@ -70,11 +79,20 @@ fn lfw(args: EvalLfwArgs) -> anyhow::Result<ExitCode> {
     for p in &pairs {
         let get = |path: &PathBuf| encodings.get(path).and_then(|e| e.encoding);
         let (Some(a), Some(b)) = (get(&p.a), get(&p.b)) else {
-            bail!("no encoding for a pair of fold {}: {} / {}", p.fold + 1, p.a.display(), p.b.display());
+            bail!(
+                "no encoding for a pair of fold {}: {} / {}",
+                p.fold + 1,
+                p.a.display(),
+                p.b.display()
+            );
         };
         let d = visage_gallery::squared_distance(&a, &b).sqrt();
         items.push((p.fold, d, p.same));
-        if p.same { genuine.push(d) } else { impostor.push(d) }
+        if p.same {
+            genuine.push(d)
+        } else {
+            impostor.push(d)
+        }
     }
     let protocol = ten_fold(&items);
     let curve = roc(&genuine, &impostor);
@@ -112,11 +130,25 @@ fn lfw(args: EvalLfwArgs) -> anyhow::Result<ExitCode> {
         );
         println!("fold  threshold  accuracy");
         for (i, f) in protocol.folds.iter().enumerate() {
-            println!("{:>4}  {:>9.3}  {:>7.2}%", i + 1, f.threshold, f.accuracy * 100.0);
+            println!(
+                "{:>4}  {:>9.3}  {:>7.2}%",
+                i + 1,
+                f.threshold,
+                f.accuracy * 100.0
+            );
         }
-        println!("EER {:.2}% at τ {:.3}", curve.eer * 100.0, curve.eer_threshold);
+        println!(
+            "EER {:.2}% at τ {:.3}",
+            curve.eer * 100.0,
+            curve.eer_threshold
+        );
         if let Some(o) = at_1e3 {
-            println!("TAR {:.4} at FAR 1e-3 (τ {:.3}; {} impostor pairs)", o.tar, o.threshold, impostor.len());
+            println!(
+                "TAR {:.4} at FAR 1e-3 (τ {:.3}; {} impostor pairs)",
+                o.tar,
+                o.threshold,
+                impostor.len()
+            );
         }
         match stats.seconds_per_image() {
             Some(s) => println!(
@@ -152,12 +184,19 @@ fn identify(args: EvalIdentifyArgs) -> anyhow::Result<ExitCode> {
     failures(&stats)?;
     let sets: Vec<Vec<Encoding>> = people
         .iter()
-        .map(|(_, v)| v.iter().filter_map(|p| encodings.get(p).and_then(|e| e.encoding)).collect())
+        .map(|(_, v)| {
+            v.iter()
+                .filter_map(|p| encodings.get(p).and_then(|e| e.encoding))
+                .collect()
+        })
         .filter(|v: &Vec<Encoding>| !v.is_empty())
         .collect();
     let report = open_set(&sets, &args.threshold);
     if report.genuine_probes == 0 {
-        bail!("nobody in {} has two photos with a face: nothing to probe", args.dir.display());
+        bail!(
+            "nobody in {} has two photos with a face: nothing to probe",
+            args.dir.display()
+        );
     }
     if args.json {
         let mut v = serde_json::to_value(&report)?;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde_json::{json, Value};
-use visage_face::{Face, FaceModels, Stage};
+use visage_face::{Face, Stage};
 use visage_image::RgbImage;
 
 use super::{detect_options, display, load_models};

@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde_json::json;
 use visage_gallery::{Gallery, GalleryExport};
 
-use super::gallery_db::db_path;
+use super::gallery_db::{db_path, json_f32};
 use crate::args::{GalleryAction, GalleryArgs};
 
 pub fn run(args: GalleryArgs) -> anyhow::Result<ExitCode> {
@@ -15,18 +15,24 @@ pub fn run(args: GalleryArgs) -> anyhow::Result<ExitCode> {
     if let GalleryAction::Import { file } = &args.action {
         let text = if file.as_os_str() == "-" {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("cannot read standard input")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("cannot read standard input")?;
             s
         } else {
-            std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?
         };
-        let export: GalleryExport =
-            serde_json::from_str(&text).with_context(|| format!("{} is not a gallery export", file.display()))?;
+        let export: GalleryExport = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a gallery export", file.display()))?;
         // A missing gallery is created for the export's models; an existing one must match them.
         let mut gallery = Gallery::open(&path, &export.manifest_id)?;
         let n = gallery.import(&export)?;
         if args.json {
-            println!("{}", json!({ "imported": n, "db": path.display().to_string() }));
+            println!(
+                "{}",
+                json!({ "imported": n, "db": path.display().to_string() })
+            );
         } else {
             println!("imported {n} people into {}", path.display());
         }
@@ -40,7 +46,7 @@ pub fn run(args: GalleryArgs) -> anyhow::Result<ExitCode> {
             if args.json {
                 let line = json!({
                     "db": path.display().to_string(), "manifest_id": gallery.manifest_id(),
-                    "threshold": threshold, "people": people,
+                    "threshold": json_f32(threshold), "people": people,
                 });
                 println!("{line}");
             } else {
@@ -52,7 +58,12 @@ pub fn run(args: GalleryArgs) -> anyhow::Result<ExitCode> {
                     gallery.manifest_id()
                 );
                 for p in &people {
-                    println!("  {}  ({} templates, enrolled {})", p.name, p.templates, utc(p.created_at));
+                    println!(
+                        "  {}  ({} templates, enrolled {})",
+                        p.name,
+                        p.templates,
+                        utc(p.created_at)
+                    );
                 }
             }
         }
@@ -63,9 +74,17 @@ pub fn run(args: GalleryArgs) -> anyhow::Result<ExitCode> {
                     .iter()
                     .map(|t| json!({ "id": t.id, "image_sha256": t.image_sha256, "box": t.rect, "source": t.source, "created_at": t.created_at }))
                     .collect();
-                println!("{}", json!({ "id": person.id, "name": person.name, "created_at": person.created_at, "templates": t }));
+                println!(
+                    "{}",
+                    json!({ "id": person.id, "name": person.name, "created_at": person.created_at, "templates": t })
+                );
             } else {
-                println!("{} (enrolled {}): {} templates", person.name, utc(person.created_at), templates.len());
+                println!(
+                    "{} (enrolled {}): {} templates",
+                    person.name,
+                    utc(person.created_at),
+                    templates.len()
+                );
                 for t in &templates {
                     let [l, tp, r, b] = t.rect;
                     println!(
@@ -95,9 +114,15 @@ pub fn run(args: GalleryArgs) -> anyhow::Result<ExitCode> {
             } else {
                 // Written beside the target and renamed, so a failed export never leaves half a file.
                 let tmp = file.with_extension("partial");
-                std::fs::write(&tmp, text.as_bytes()).with_context(|| format!("cannot write {}", tmp.display()))?;
-                std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
-                eprintln!("exported {} people to {}", export.people.len(), file.display());
+                std::fs::write(&tmp, text.as_bytes())
+                    .with_context(|| format!("cannot write {}", tmp.display()))?;
+                std::fs::rename(&tmp, file)
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                eprintln!(
+                    "exported {} people to {}",
+                    export.people.len(),
+                    file.display()
+                );
             }
         }
         GalleryAction::Import { .. } => unreachable!("handled above"),
@@ -117,7 +142,12 @@ fn utc(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use visage_eval::cache::EncodingCache;
 use crate::args::{CacheArgs, DbArg};
 
 /// Extensions read from folders (lower case); other files are ignored.
-const IMAGE_EXTENSIONS: [&str; 9] = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "pgm", "ppm", "pnm"];
+const IMAGE_EXTENSIONS: [&str; 9] = [
+    "jpg", "jpeg", "png", "webp", "gif", "bmp", "pgm", "ppm", "pnm",
+];
 
 /// The gallery file: `--db`, `$VISAGE_DB`, or gallery.sqlite in the user's data directory.
 pub fn db_path(arg: &DbArg) -> anyhow::Result<PathBuf> {
@@ -21,7 +23,9 @@ pub fn db_path(arg: &DbArg) -> anyhow::Result<PathBuf> {
     }
     dirs::data_dir()
         .map(|d| d.join("visage").join("gallery.sqlite"))
-        .ok_or_else(|| anyhow!("cannot find the user's data directory for the default gallery; pass --db PATH"))
+        .ok_or_else(|| {
+            anyhow!("cannot find the user's data directory for the default gallery; pass --db PATH")
+        })
 }
 
 /// The encoding cache to use, or `None` with `--no-cache`.
@@ -33,24 +37,33 @@ pub fn open_cache(args: &CacheArgs) -> anyhow::Result<Option<EncodingCache>> {
         Some(p) => p.clone(),
         None => dirs::cache_dir()
             .map(|d| d.join("visage").join("encodings.sqlite"))
-            .ok_or_else(|| anyhow!("cannot find the user's cache directory; pass --cache FILE or --no-cache"))?,
+            .ok_or_else(|| {
+                anyhow!("cannot find the user's cache directory; pass --cache FILE or --no-cache")
+            })?,
     };
     Ok(Some(EncodingCache::open(&path)?))
 }
 
 /// Lower-case hex SHA-256 of a file's bytes.
 pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = file.read(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// The sub-folders of `dir` (sorted by name) with their image files (sorted); folders without
@@ -73,9 +86,9 @@ pub fn person_folders(dir: &Path) -> anyhow::Result<Vec<(String, Vec<PathBuf>)>>
             .into_iter()
             .filter(|p| {
                 p.is_file()
-                    && p.extension()
-                        .and_then(|e| e.to_str())
-                        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+                    && p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                        IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
+                    })
             })
             .collect();
         if let (Some(name), false) = (sub.file_name().and_then(|n| n.to_str()), images.is_empty()) {
@@ -83,7 +96,10 @@ pub fn person_folders(dir: &Path) -> anyhow::Result<Vec<(String, Vec<PathBuf>)>>
         }
     }
     if people.is_empty() {
-        return Err(anyhow!("{} holds no sub-folder with images (expected one folder of photos per person)", dir.display()));
+        return Err(anyhow!(
+            "{} holds no sub-folder with images (expected one folder of photos per person)",
+            dir.display()
+        ));
     }
     Ok(people)
 }
@@ -100,4 +116,10 @@ pub fn progress_bar(len: usize, what: &str) -> ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+/// An `f32` distance as the `f64` JSON number with the same decimal digits (0.6, not
+/// 0.6000000238418579), so printed thresholds read as they were set.
+pub fn json_f32(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
 }

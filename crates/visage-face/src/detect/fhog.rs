@@ -53,6 +53,7 @@ impl Fhog {
         &self.data[p * n..(p + 1) * n]
     }
 
+    /// True when the image was too small for any feature (fewer than 3 cells a side).
     pub(crate) fn is_empty(&self) -> bool {
         self.rows == 0 || self.cols == 0
     }
@@ -61,6 +62,10 @@ impl Fhog {
 /// Computes the FHOG planes of `img` with cells of `cell_size` pixels, padded for a
 /// `filter_rows × filter_cols` filter: each plane has `filter_rows − 1` extra rows and
 /// `filter_cols − 1` extra columns of zeros, `(filter − 1)/2` of them before the features.
+///
+/// dlib has a separate routine for 1-pixel cells that is not reproduced: with
+/// `cell_size == 1` the features follow the general algorithm below, close to but not
+/// bit-identical with dlib's. Its face detectors use 8-pixel cells.
 pub(crate) fn extract(
     img: &RgbImage,
     cell_size: usize,
@@ -124,7 +129,9 @@ pub(crate) fn extract(
             let h = &hist[((y + 2) * hist_cols + x + 2) * 18..][..18];
             let at = (y + off_r) * cols + x + off_c;
 
-            let norm_clip = |v: f32| [0, 1, 2, 3].map(|k| v.min(nn[k]) * n[k]);
+            // min as SSE's minps computes it (the second operand unless the first is smaller).
+            let min = |v: f32, k: usize| if v < nn[k] { v } else { nn[k] };
+            let norm_clip = |v: f32| [0, 1, 2, 3].map(|k| min(v, k) * n[k]);
             let mut t = [0f32; 4];
             for o in (0..18).step_by(3) {
                 let h0 = norm_clip(h[o]);

@@ -305,9 +305,13 @@ mod tests {
     #[test]
     fn window_maps_to_cell_centres() {
         let det = HogDetector::load(&model_path()).unwrap();
-        // Plane position (5, 5) is the first window: cells 0..9 of the features.
-        let r = det.window_rect(5, 5, 0);
-        assert_eq!(r, Rect::new(-27, -27, 53, 53));
+        // Plane position (10, 10): a window over plane cells 5..=14 (feature cells 1..=10);
+        // its box runs between the centres of its first and last cells: 73 pixels.
+        assert_eq!(det.window_rect(10, 10, 0), Rect::new(21, 21, 93, 93));
+        // Corners left of or above the image move to the cell centre the other way.
+        assert_eq!(det.window_rect(5, 5, 0), Rect::new(-27, -27, 53, 53));
+        // One level up scales by 6/5 about (0.3, 0.3).
+        assert_eq!(det.window_rect(10, 10, 1), Rect::new(26, 26, 112, 112));
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub(crate) enum Bank {
 /// A sub-detector ready to run.
 #[derive(Debug, Clone)]
 pub(crate) struct SubDetector {
+    /// Its filters, prepared for scanning.
     pub bank: Bank,
     /// Detection threshold `b`.
     pub threshold: f64,
@@ -213,28 +214,15 @@ fn separable_part(
     scratch: &mut [f32],
     saliency: &mut [f32],
 ) {
-    let cols = fhog.cols;
-    let plane = fhog.plane(part.plane);
-    // Rows outside the features are zero, so their row pass is zero: they are never
-    // written, and stay zero in `scratch`.
-    for r in fhog.first_row..fhog.first_row + fhog.feature_rows {
-        let inp = &plane[r * cols..(r + 1) * cols];
-        let out = &mut scratch[r * cols..(r + 1) * cols];
-        kernels::row_pass(
-            inp,
-            out,
-            &part.row,
-            area.first_col,
-            area.simd_end,
-            area.last_col,
-        );
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { kernels::separable_part_avx2(fhog, part, area, scratch, saliency) };
+            return;
+        }
     }
-    for r in area.first_row..area.last_row {
-        // Filter taps m read scratch row r − first_row + m.
-        let top = r - area.first_row;
-        let out = &mut saliency[r * cols..(r + 1) * cols];
-        kernels::col_pass(scratch, cols, top, &part.col, area, out);
-    }
+    kernels::separable_part_generic(fhog, part, area, scratch, saliency);
 }
 
 /// Adds a full (non-separable) filter's response to `saliency`.
@@ -283,98 +271,65 @@ fn full_filter(
 }
 
 /// The two separable passes, compiled twice: for AVX2 when the CPU has it (chosen at run
-/// time), and for the baseline target. Neither uses fused multiply-add, which would change
-/// the rounding.
+/// time, once per part), and for the baseline target. Neither uses fused multiply-add,
+/// which would change the rounding.
 mod kernels {
-    use super::Area;
+    use super::{Area, Fhog, Separable};
 
-    /// One row of the row pass: `out[c] = Σ_n inp[c − first_col + n]·f[n]` for
-    /// `c in first_col..last_col`, eight-wide order before `simd_end`, sequential after.
-    pub(super) fn row_pass(
-        inp: &[f32],
-        out: &mut [f32],
-        f: &[f32],
-        first_col: usize,
-        simd_end: usize,
-        last_col: usize,
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2, checked just above.
-                unsafe { row_pass_avx2(inp, out, f, first_col, simd_end, last_col) };
-                return;
-            }
-        }
-        row_pass_generic(inp, out, f, first_col, simd_end, last_col);
-    }
-
-    /// One output row of the column pass: adds `Σ_m scratch[top + m][c]·g[m]` to `out[c]`.
-    pub(super) fn col_pass(
-        scratch: &[f32],
-        cols: usize,
-        top: usize,
-        g: &[f32],
-        area: &Area,
-        out: &mut [f32],
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2, checked just above.
-                unsafe { col_pass_avx2(scratch, cols, top, g, area, out) };
-                return;
-            }
-        }
-        col_pass_generic(scratch, cols, top, g, area, out);
-    }
-
+    /// [`super::separable_part`] compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn row_pass_avx2(
-        inp: &[f32],
-        out: &mut [f32],
-        f: &[f32],
-        first_col: usize,
-        simd_end: usize,
-        last_col: usize,
-    ) {
-        row_pass_dispatch(inp, out, f, first_col, simd_end, last_col)
-    }
-
-    fn row_pass_generic(
-        inp: &[f32],
-        out: &mut [f32],
-        f: &[f32],
-        first_col: usize,
-        simd_end: usize,
-        last_col: usize,
-    ) {
-        row_pass_dispatch(inp, out, f, first_col, simd_end, last_col)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn col_pass_avx2(
-        scratch: &[f32],
-        cols: usize,
-        top: usize,
-        g: &[f32],
+    pub(super) fn separable_part_avx2(
+        fhog: &Fhog,
+        part: &Separable,
         area: &Area,
-        out: &mut [f32],
+        scratch: &mut [f32],
+        saliency: &mut [f32],
     ) {
-        col_pass_dispatch(scratch, cols, top, g, area, out)
+        separable_part_body(fhog, part, area, scratch, saliency)
     }
 
-    fn col_pass_generic(
-        scratch: &[f32],
-        cols: usize,
-        top: usize,
-        g: &[f32],
+    /// [`super::separable_part`] for the baseline target.
+    pub(super) fn separable_part_generic(
+        fhog: &Fhog,
+        part: &Separable,
         area: &Area,
-        out: &mut [f32],
+        scratch: &mut [f32],
+        saliency: &mut [f32],
     ) {
-        col_pass_dispatch(scratch, cols, top, g, area, out)
+        separable_part_body(fhog, part, area, scratch, saliency)
+    }
+
+    #[inline(always)]
+    fn separable_part_body(
+        fhog: &Fhog,
+        part: &Separable,
+        area: &Area,
+        scratch: &mut [f32],
+        saliency: &mut [f32],
+    ) {
+        let cols = fhog.cols;
+        let plane = fhog.plane(part.plane);
+        // Rows outside the features are zero, so their row pass is zero: they are never
+        // written, and stay zero in `scratch`.
+        for r in fhog.first_row..fhog.first_row + fhog.feature_rows {
+            let inp = &plane[r * cols..(r + 1) * cols];
+            let out = &mut scratch[r * cols..(r + 1) * cols];
+            row_pass_dispatch(
+                inp,
+                out,
+                &part.row,
+                area.first_col,
+                area.simd_end,
+                area.last_col,
+            );
+        }
+        for r in area.first_row..area.last_row {
+            // Filter taps m read scratch row r − first_row + m.
+            let top = r - area.first_row;
+            let out = &mut saliency[r * cols..(r + 1) * cols];
+            col_pass_dispatch(scratch, cols, top, &part.col, area, out);
+        }
     }
 
     /// Specialises the common filter length (10 taps) so the tap loops unroll.
