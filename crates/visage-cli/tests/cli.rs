@@ -23,7 +23,9 @@ fn photo(name: &str) -> PathBuf {
 }
 
 fn golden(name: &str) -> Value {
-    let path = shared().join("golden/dlib").join(format!("image_{name}.json"));
+    let path = shared()
+        .join("golden/dlib")
+        .join(format!("image_{name}.json"));
     serde_json::from_slice(&std::fs::read(&path).expect("golden json")).expect("json")
 }
 
@@ -52,8 +54,15 @@ fn stdout_json_lines(out: &Output) -> Vec<Value> {
 fn assert_one_line_error(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "expected failure, stderr: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one-line error expected, got: {stderr}");
-    assert!(stderr.contains(needle), "error should mention {needle:?}: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one-line error expected, got: {stderr}"
+    );
+    assert!(
+        stderr.contains(needle),
+        "error should mention {needle:?}: {stderr}"
+    );
 }
 
 fn euclidean(a: &[Value], b: &[Value]) -> f64 {
@@ -66,15 +75,27 @@ fn euclidean(a: &[Value], b: &[Value]) -> f64 {
 
 #[test]
 fn encode_json_from_original_jpegs_matches_the_peer() {
-    let names = ["examples__obama", "examples__biden", "examples__knn_examples__test__obama_and_biden"];
+    let names = [
+        "examples__obama",
+        "examples__biden",
+        "examples__knn_examples__test__obama_and_biden",
+    ];
     let files: Vec<String> = names
         .iter()
-        .map(|n| photo(golden(n)["file"].as_str().unwrap()).display().to_string())
+        .map(|n| {
+            photo(golden(n)["file"].as_str().unwrap())
+                .display()
+                .to_string()
+        })
         .collect();
     let mut args = vec!["encode", "--json"];
     args.extend(files.iter().map(String::as_str));
     let out = visage_with_models(&args, &models());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines = stdout_json_lines(&out);
     assert_eq!(lines.len(), names.len(), "one line per image");
     for (name, line) in names.iter().zip(&lines) {
@@ -83,13 +104,23 @@ fn encode_json_from_original_jpegs_matches_the_peer() {
         assert_eq!(line["height"], want["height"]);
         let faces = line["faces"].as_array().unwrap();
         let want_faces = want["faces"].as_array().unwrap();
-        assert_eq!(faces.len(), want_faces.len(), "{name}: every face is reported");
+        assert_eq!(
+            faces.len(),
+            want_faces.len(),
+            "{name}: every face is reported"
+        );
         for (face, want_face) in faces.iter().zip(want_faces) {
             let r = &want_face["rect"];
-            let want_box: Vec<Value> = ["left", "top", "right", "bottom"].iter().map(|k| r[*k].clone()).collect();
+            let want_box: Vec<Value> = ["left", "top", "right", "bottom"]
+                .iter()
+                .map(|k| r[*k].clone())
+                .collect();
             assert_eq!(face["box"].as_array().unwrap(), &want_box, "{name}: box");
             assert_eq!(face["landmarks"].as_array().unwrap().len(), 5);
-            let d = euclidean(face["encoding"].as_array().unwrap(), want_face["encoding"].as_array().unwrap());
+            let d = euclidean(
+                face["encoding"].as_array().unwrap(),
+                want_face["encoding"].as_array().unwrap(),
+            );
             assert!(d < 0.02, "{name}: encoding {d} from the peer's");
         }
     }
@@ -114,8 +145,15 @@ fn detect_and_landmarks_print_the_earlier_fields_only() {
 fn verify_tells_same_and_different_people_apart() {
     let run = |a: &str, b: &str| {
         let (a, b) = (photo(a), photo(b));
-        let out = visage_with_models(&["verify", "--json", a.to_str().unwrap(), b.to_str().unwrap()], &models());
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = visage_with_models(
+            &["verify", "--json", a.to_str().unwrap(), b.to_str().unwrap()],
+            &models(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         stdout_json_lines(&out).remove(0)
     };
     let obama = "examples__knn_examples__train__obama__obama.jpg";
@@ -125,14 +163,23 @@ fn verify_tells_same_and_different_people_apart() {
     assert_eq!(different["same_person"], false, "{different}");
     let want = golden_pair_distance(obama, "examples__biden.jpg");
     let got = different["distance"].as_f64().unwrap();
-    assert!((got - want).abs() < 0.02, "distance {got} vs the peer's {want}");
+    assert!(
+        (got - want).abs() < 0.02,
+        "distance {got} vs the peer's {want}"
+    );
 }
 
 /// The peer's distance between face 0 of two golden images (pairwise.json: ids and a matrix).
 fn golden_pair_distance(a: &str, b: &str) -> f64 {
-    let pairs: Value = serde_json::from_slice(&std::fs::read(shared().join("golden/dlib/pairwise.json")).unwrap()).unwrap();
+    let pairs: Value =
+        serde_json::from_slice(&std::fs::read(shared().join("golden/dlib/pairwise.json")).unwrap())
+            .unwrap();
     let ids = pairs["ids"].as_array().unwrap();
-    let index = |name: &str| ids.iter().position(|id| id == &Value::from(format!("{name}#0"))).unwrap();
+    let index = |name: &str| {
+        ids.iter()
+            .position(|id| id == &Value::from(format!("{name}#0")))
+            .unwrap()
+    };
     pairs["distance"][index(a)][index(b)].as_f64().unwrap()
 }
 
@@ -140,9 +187,15 @@ fn golden_pair_distance(a: &str, b: &str) -> f64 {
 fn no_face_is_an_empty_list_and_success() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plain.png");
-    image::RgbImage::from_pixel(320, 240, image::Rgb([90, 120, 160])).save(&path).unwrap();
+    image::RgbImage::from_pixel(320, 240, image::Rgb([90, 120, 160]))
+        .save(&path)
+        .unwrap();
     let out = visage_with_models(&["encode", "--json", path.to_str().unwrap()], &models());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(stdout_json_lines(&out)[0]["faces"], Value::Array(vec![]));
 }
 
@@ -156,12 +209,19 @@ fn bad_images_give_one_line_errors() {
     let truncated = dir.path().join("truncated.jpg");
     let jpeg = std::fs::read(photo("examples__obama.jpg")).unwrap();
     std::fs::write(&truncated, &jpeg[..jpeg.len() / 3]).unwrap();
-    for (path, needle) in [(&empty, "empty file"), (&text, "not a supported image"), (&truncated, "truncated.jpg")] {
+    for (path, needle) in [
+        (&empty, "empty file"),
+        (&text, "not a supported image"),
+        (&truncated, "truncated.jpg"),
+    ] {
         let out = visage_with_models(&["detect", path.to_str().unwrap()], &models());
         assert_one_line_error(&out, needle);
     }
     let big = photo("examples__obama.jpg");
-    let out = visage_with_models(&["detect", "--max-pixels", "100000", big.to_str().unwrap()], &models());
+    let out = visage_with_models(
+        &["detect", "--max-pixels", "100000", big.to_str().unwrap()],
+        &models(),
+    );
     assert_one_line_error(&out, "over the limit");
 }
 
@@ -171,7 +231,15 @@ fn one_bad_image_among_good_ones_still_reports_the_good_ones() {
     let empty = dir.path().join("empty.png");
     std::fs::write(&empty, b"").unwrap();
     let good = photo("examples__obama_small.jpg");
-    let out = visage_with_models(&["detect", "--json", good.to_str().unwrap(), empty.to_str().unwrap()], &models());
+    let out = visage_with_models(
+        &[
+            "detect",
+            "--json",
+            good.to_str().unwrap(),
+            empty.to_str().unwrap(),
+        ],
+        &models(),
+    );
     assert!(!out.status.success());
     assert_eq!(stdout_json_lines(&out).len(), 1);
 }
@@ -182,7 +250,11 @@ fn models_copy() -> tempfile::TempDir {
     std::fs::create_dir(dir.path().join("dlib")).unwrap();
     for entry in std::fs::read_dir(models().join("dlib")).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.path().join("dlib").join(entry.file_name())).unwrap();
+        std::fs::copy(
+            entry.path(),
+            dir.path().join("dlib").join(entry.file_name()),
+        )
+        .unwrap();
     }
     dir
 }
@@ -190,7 +262,9 @@ fn models_copy() -> tempfile::TempDir {
 #[test]
 fn truncated_or_missing_model_is_named() {
     let dir = models_copy();
-    let resnet = dir.path().join("dlib/dlib_face_recognition_resnet_model_v1.dat");
+    let resnet = dir
+        .path()
+        .join("dlib/dlib_face_recognition_resnet_model_v1.dat");
     let bytes = std::fs::read(&resnet).unwrap();
     std::fs::write(&resnet, &bytes[..bytes.len() - 1000]).unwrap();
     let img = photo("examples__obama_small.jpg");
@@ -201,7 +275,10 @@ fn truncated_or_missing_model_is_named() {
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("hog-detector: missing"), "{text}");
-    assert!(text.contains("face-encoder") && text.contains("truncated"), "{text}");
+    assert!(
+        text.contains("face-encoder") && text.contains("truncated"),
+        "{text}"
+    );
     let out = visage(&["encode", img.to_str().unwrap()]);
     assert_one_line_error(&out, "VISAGE_MODELS");
 }
@@ -210,12 +287,26 @@ fn truncated_or_missing_model_is_named() {
 fn models_fetch_from_a_directory_verifies_and_fills_the_gaps() {
     let target = tempfile::tempdir().unwrap();
     let from = models();
-    let out = visage_with_models(&["models", "fetch", "--from", from.to_str().unwrap()], target.path());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = visage_with_models(
+        &["models", "fetch", "--from", from.to_str().unwrap()],
+        target.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = visage_with_models(&["models", "--json"], target.path());
     assert!(out.status.success());
     let state = &stdout_json_lines(&out)[0];
-    assert!(state["models"].as_array().unwrap().iter().all(|m| m["state"] == "ok"), "{state}");
+    assert!(
+        state["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["state"] == "ok"),
+        "{state}"
+    );
 }
 
 /// Serves the files below `root` over HTTP on 127.0.0.1 for `requests` requests, then stops.
@@ -228,15 +319,25 @@ fn serve_files(root: PathBuf, requests: usize) -> (String, std::thread::JoinHand
             let mut buf = [0u8; 4096];
             let n = stream.read(&mut buf).unwrap();
             let request = String::from_utf8_lossy(&buf[..n]);
-            let path = request.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+            let path = request
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_string();
             match std::fs::read(root.join(&path)) {
                 Ok(body) => {
-                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
                     let _ = stream.write_all(head.as_bytes());
                     let _ = stream.write_all(&body);
                 }
                 Err(_) => {
-                    let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
                 }
             }
         }
@@ -249,10 +350,18 @@ fn models_fetch_from_a_local_server_downloads_and_verifies() {
     let target = tempfile::tempdir().unwrap();
     let (base, server) = serve_files(models(), 3);
     let out = visage_with_models(&["models", "fetch", "--from", &base], target.path());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     server.join().unwrap();
     let out = visage_with_models(&["models"], target.path());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -263,7 +372,21 @@ fn models_fetch_refuses_an_altered_download() {
     bytes[1000] ^= 0xff;
     std::fs::write(&svm, &bytes).unwrap();
     let target = tempfile::tempdir().unwrap();
-    let out = visage_with_models(&["models", "fetch", "--from", altered.path().to_str().unwrap()], target.path());
+    let out = visage_with_models(
+        &[
+            "models",
+            "fetch",
+            "--from",
+            altered.path().to_str().unwrap(),
+        ],
+        target.path(),
+    );
     assert_one_line_error(&out, "SHA-256");
-    assert!(!target.path().join("dlib/frontal_face_detector.svm").exists(), "nothing written");
+    assert!(
+        !target
+            .path()
+            .join("dlib/frontal_face_detector.svm")
+            .exists(),
+        "nothing written"
+    );
 }

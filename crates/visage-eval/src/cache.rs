@@ -1,8 +1,9 @@
 //! Encodings cached on disk, so that re-running an evaluation skips the face pipeline.
 //!
-//! One SQLite table keyed by the image's canonical path, its size and modification time, the
-//! models' manifest id and the face-choice policy: any change to the file, the models or the way
-//! the face is chosen misses the cache instead of returning a stale encoding.
+//! One SQLite table keyed by the image's canonical path, its size and modification time, and the
+//! encoder's key (models' manifest id, face-choice policy and the build of the running code): any
+//! change to the file, the models, the way the face is chosen or the code misses the cache instead
+//! of returning a stale encoding.
 
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;

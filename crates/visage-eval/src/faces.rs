@@ -120,9 +120,22 @@ impl<'a> PipelineEncoder<'a> {
 
 impl ImageEncoder for PipelineEncoder<'_> {
     fn cache_key(&self) -> String {
-        // The crate version stands for the pipeline code: a new release re-encodes.
+        // The running executable's size and time stand for the pipeline code: any rebuild (a
+        // new decoder, a fixed kernel) re-encodes instead of trusting encodings of older code.
+        let build = std::env::current_exe()
+            .and_then(std::fs::metadata)
+            .ok()
+            .and_then(|m| {
+                let t = m
+                    .modified()
+                    .ok()?
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()?;
+                Some(format!("{}-{}", m.len(), t.as_nanos()))
+            })
+            .unwrap_or_default();
         format!(
-            "{}|visage-{}|{:?}|clip=face_recognition|upsample={}|adjust={}",
+            "{}|visage-{}|build={build}|{:?}|clip=face_recognition|upsample={}|adjust={}",
             self.models.manifest_id(),
             env!("CARGO_PKG_VERSION"),
             self.choice,

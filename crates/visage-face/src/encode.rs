@@ -66,14 +66,11 @@ impl FaceEncoder {
             .enumerate()
             .find(|(_, c)| c.width() != CHIP_SIZE || c.height() != CHIP_SIZE)
         {
-            return Err(FaceError::Unsupported {
-                path: self.path.clone(),
-                message: format!(
-                    "chip {i} is {}x{} pixels; the encoder takes {CHIP_SIZE}x{CHIP_SIZE} chips",
-                    chip.width(),
-                    chip.height()
-                ),
-            });
+            return Err(FaceError::InvalidInput(format!(
+                "chip {i} is {}x{} pixels; the encoder takes {CHIP_SIZE}x{CHIP_SIZE} chips",
+                chip.width(),
+                chip.height()
+            )));
         }
         let raw: Vec<&[u8]> = chips.iter().map(|c| c.as_raw().as_slice()).collect();
         self.net

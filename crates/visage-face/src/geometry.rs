@@ -17,7 +17,12 @@ pub struct Rect {
 impl Rect {
     /// A rectangle from its inclusive corners, in pixels.
     pub fn new(left: i64, top: i64, right: i64, bottom: i64) -> Self {
-        Self { left, top, right, bottom }
+        Self {
+            left,
+            top,
+            right,
+            bottom,
+        }
     }
 
     /// Width in pixels (inclusive corners); 0 for an empty rectangle.
@@ -62,7 +67,10 @@ impl Rect {
 
     /// Centre, in pixels.
     pub fn center(&self) -> (f64, f64) {
-        ((self.left + self.right) as f64 / 2.0, (self.top + self.bottom) as f64 / 2.0)
+        (
+            (self.left + self.right) as f64 / 2.0,
+            (self.top + self.bottom) as f64 / 2.0,
+        )
     }
 }
 

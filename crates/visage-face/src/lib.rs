@@ -4,15 +4,15 @@
 
 pub mod align;
 pub mod detect;
+pub mod encode;
 mod error;
 mod geometry;
-pub mod encode;
 pub mod landmarks;
 mod pipeline;
 mod similarity;
 
-pub use error::FaceError;
 pub use detect::{DetectOptions, Detection};
 pub use encode::{distance, squared_distance, Encoding};
+pub use error::FaceError;
 pub use geometry::{Point, Rect};
 pub use pipeline::{largest_face, Face, FaceModels, Stage, PIPELINE_MODELS};

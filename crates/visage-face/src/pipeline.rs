@@ -62,7 +62,12 @@ impl FaceModels {
         let paths = manifest.require(models_dir, &PIPELINE_MODELS)?;
         let (detector, (predictor, encoder)) = rayon::join(
             || HogDetector::load(&paths[0]),
-            || rayon::join(|| ShapePredictor::load(&paths[1]), || FaceEncoder::load(&paths[2])),
+            || {
+                rayon::join(
+                    || ShapePredictor::load(&paths[1]),
+                    || FaceEncoder::load(&paths[2]),
+                )
+            },
         );
         Ok(Self {
             detector: detector?,
@@ -99,7 +104,12 @@ impl FaceModels {
     }
 
     /// Runs the pipeline up to `stage` on one image.
-    pub fn analyze(&self, image: &RgbImage, options: &DetectOptions, stage: Stage) -> Result<Vec<Face>, FaceError> {
+    pub fn analyze(
+        &self,
+        image: &RgbImage,
+        options: &DetectOptions,
+        stage: Stage,
+    ) -> Result<Vec<Face>, FaceError> {
         let mut faces = self.analyze_many(&[image], options, stage)?;
         Ok(faces.pop().unwrap_or_default())
     }
@@ -116,7 +126,8 @@ impl FaceModels {
             .par_iter()
             .map(|image| self.locate(image, options, stage))
             .collect::<Result<_, _>>()?;
-        let (mut faces, chips): (Vec<Vec<Face>>, Vec<Vec<RgbImage>>) = per_image.into_iter().unzip();
+        let (mut faces, chips): (Vec<Vec<Face>>, Vec<Vec<RgbImage>>) =
+            per_image.into_iter().unzip();
         if stage == Stage::Encode {
             let all_chips: Vec<RgbImage> = chips.into_iter().flatten().collect();
             let mut encodings = self.encode(&all_chips)?.into_iter();
@@ -128,7 +139,12 @@ impl FaceModels {
     }
 
     /// Detection, landmarks and chips for one image (everything but the network).
-    fn locate(&self, image: &RgbImage, options: &DetectOptions, stage: Stage) -> Result<(Vec<Face>, Vec<RgbImage>), FaceError> {
+    fn locate(
+        &self,
+        image: &RgbImage,
+        options: &DetectOptions,
+        stage: Stage,
+    ) -> Result<(Vec<Face>, Vec<RgbImage>), FaceError> {
         let mut faces = Vec::new();
         let mut chips = Vec::new();
         for detection in self.detect(image, options) {
@@ -154,5 +170,11 @@ impl FaceModels {
 
 /// The face with the largest box, as `verify` compares (ties: the first, which scored best).
 pub fn largest_face(faces: &[Face]) -> Option<&Face> {
-    faces.iter().reduce(|best, f| if f.rect.area() > best.rect.area() { f } else { best })
+    faces.iter().reduce(|best, f| {
+        if f.rect.area() > best.rect.area() {
+            f
+        } else {
+            best
+        }
+    })
 }

@@ -12,7 +12,8 @@ fn originals_give_the_peers_boxes_and_encodings() {
     let mut worst: f32 = 0.0;
     let mut faces_checked = 0;
     for golden in common::goldens() {
-        let image = decode_file(&golden.original_path(), &DecodeOptions::default()).expect("decode");
+        let image =
+            decode_file(&golden.original_path(), &DecodeOptions::default()).expect("decode");
         let faces = models
             .analyze(&image, &DetectOptions::default(), Stage::Encode)
             .expect("pipeline");
@@ -20,11 +21,25 @@ fn originals_give_the_peers_boxes_and_encodings() {
         assert_eq!(faces.len(), want.len(), "{}: number of faces", golden.name);
         for (face, want) in faces.iter().zip(want) {
             let r = &want["rect"];
-            let want_rect = [r["left"].as_i64(), r["top"].as_i64(), r["right"].as_i64(), r["bottom"].as_i64()];
-            let got_rect = [face.rect.left, face.rect.top, face.rect.right, face.rect.bottom].map(Some);
+            let want_rect = [
+                r["left"].as_i64(),
+                r["top"].as_i64(),
+                r["right"].as_i64(),
+                r["bottom"].as_i64(),
+            ];
+            let got_rect = [
+                face.rect.left,
+                face.rect.top,
+                face.rect.right,
+                face.rect.bottom,
+            ]
+            .map(Some);
             assert_eq!(got_rect, want_rect, "{}: box", golden.name);
             let mut want_encoding: Encoding = [0.0; 128];
-            for (slot, v) in want_encoding.iter_mut().zip(want["encoding"].as_array().expect("encoding")) {
+            for (slot, v) in want_encoding
+                .iter_mut()
+                .zip(want["encoding"].as_array().expect("encoding"))
+            {
                 *slot = v.as_f64().expect("number") as f32;
             }
             let d = distance(&face.encoding.expect("encoded"), &want_encoding);

@@ -191,7 +191,8 @@ impl Manifest {
                 }
                 Some(src) => {
                     let path = Path::new(src).join(&entry.file);
-                    fs::read(&path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?
+                    fs::read(&path)
+                        .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?
                 }
                 None => match &entry.url {
                     Some(url) => download(url).map_err(fail)?,
@@ -332,7 +333,10 @@ mod tests {
     fn missing_directory_lists_every_file() {
         let m = Manifest::builtin();
         let err = m
-            .require(Path::new("/nonexistent-models"), &["face-encoder", "hog-detector"])
+            .require(
+                Path::new("/nonexistent-models"),
+                &["face-encoder", "hog-detector"],
+            )
             .unwrap_err()
             .to_string();
         assert!(err.contains("face-encoder: missing"), "{err}");

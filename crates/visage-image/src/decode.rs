@@ -86,7 +86,11 @@ pub fn decode_file(path: &Path, options: &DecodeOptions) -> Result<RgbImage, Ima
 }
 
 /// Decodes `bytes` into upright RGB; `name` is used in error messages.
-pub fn decode_bytes(bytes: &[u8], name: &Path, options: &DecodeOptions) -> Result<RgbImage, ImageError> {
+pub fn decode_bytes(
+    bytes: &[u8],
+    name: &Path,
+    options: &DecodeOptions,
+) -> Result<RgbImage, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty {
             path: name.to_path_buf(),
@@ -177,7 +181,12 @@ mod tests {
     #[test]
     fn gray_becomes_three_equal_channels() {
         let gray = image::GrayImage::from_fn(4, 3, |x, y| image::Luma([(x * 10 + y) as u8]));
-        let rgb = decode_bytes(&png_bytes(&DynamicImage::ImageLuma8(gray)), Path::new("g.png"), &DecodeOptions::default()).unwrap();
+        let rgb = decode_bytes(
+            &png_bytes(&DynamicImage::ImageLuma8(gray)),
+            Path::new("g.png"),
+            &DecodeOptions::default(),
+        )
+        .unwrap();
         assert_eq!(rgb.dimensions(), (4, 3));
         assert_eq!(rgb.get_pixel(2, 1).0, [21, 21, 21]);
     }
@@ -185,29 +194,51 @@ mod tests {
     #[test]
     fn rgba_drops_alpha() {
         let rgba = image::RgbaImage::from_pixel(2, 2, image::Rgba([10, 20, 30, 0]));
-        let rgb = decode_bytes(&png_bytes(&DynamicImage::ImageRgba8(rgba)), Path::new("a.png"), &DecodeOptions::default()).unwrap();
+        let rgb = decode_bytes(
+            &png_bytes(&DynamicImage::ImageRgba8(rgba)),
+            Path::new("a.png"),
+            &DecodeOptions::default(),
+        )
+        .unwrap();
         assert_eq!(rgb.get_pixel(1, 1).0, [10, 20, 30]);
     }
 
     #[test]
     fn pixel_limit_is_checked_before_decoding() {
         let img = DynamicImage::ImageRgb8(RgbImage::new(100, 100));
-        let opts = DecodeOptions { max_pixels: 9_999, ..Default::default() };
+        let opts = DecodeOptions {
+            max_pixels: 9_999,
+            ..Default::default()
+        };
         let err = decode_bytes(&png_bytes(&img), Path::new("big.png"), &opts).unwrap_err();
-        assert!(matches!(err, ImageError::TooLarge { width: 100, height: 100, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ImageError::TooLarge {
+                    width: 100,
+                    height: 100,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn empty_text_and_truncated_inputs_are_errors() {
         let opts = DecodeOptions::default();
-        assert!(matches!(decode_bytes(b"", Path::new("e.jpg"), &opts), Err(ImageError::Empty { .. })));
+        assert!(matches!(
+            decode_bytes(b"", Path::new("e.jpg"), &opts),
+            Err(ImageError::Empty { .. })
+        ));
         assert!(matches!(
             decode_bytes(b"hello, this is text", Path::new("t.jpg"), &opts),
             Err(ImageError::UnknownFormat { .. })
         ));
         let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(64, 64, image::Rgb([1, 2, 3])));
         let bytes = png_bytes(&img);
-        let err = decode_bytes(&bytes[..bytes.len() / 2], Path::new("half.png"), &opts).unwrap_err();
+        let err =
+            decode_bytes(&bytes[..bytes.len() / 2], Path::new("half.png"), &opts).unwrap_err();
         assert!(matches!(err, ImageError::Corrupt { .. }), "{err}");
     }
 }

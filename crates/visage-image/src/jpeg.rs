@@ -58,7 +58,10 @@ pub(crate) fn is_complete(bytes: &[u8]) -> bool {
             // Stuffed zero, restart markers and TEM carry no length.
             0x00 | 0x01 | 0xD0..=0xD7 => {}
             _ => {
-                let Some(len) = bytes.get(i..i + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) else {
+                let Some(len) = bytes
+                    .get(i..i + 2)
+                    .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+                else {
                     return false;
                 };
                 // Skipping by length keeps an EXIF thumbnail's own EOI from counting.
@@ -73,7 +76,9 @@ mod tests {
     use super::*;
 
     fn sample_jpeg() -> Vec<u8> {
-        let img = RgbImage::from_fn(40, 24, |x, y| image::Rgb([(x * 6) as u8, (y * 10) as u8, 128]));
+        let img = RgbImage::from_fn(40, 24, |x, y| {
+            image::Rgb([(x * 6) as u8, (y * 10) as u8, 128])
+        });
         let mut out = std::io::Cursor::new(Vec::new());
         img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
         out.into_inner()
@@ -86,13 +91,24 @@ mod tests {
         let img = decode(&bytes).unwrap().unwrap();
         assert_eq!(img.dimensions(), (40, 24));
         let p = img.get_pixel(20, 12).0;
-        assert!((i32::from(p[0]) - 120).abs() < 12 && (i32::from(p[2]) - 128).abs() < 12, "{p:?}");
+        assert!(
+            (i32::from(p[0]) - 120).abs() < 12 && (i32::from(p[2]) - 128).abs() < 12,
+            "{p:?}"
+        );
     }
 
     #[test]
     fn every_truncation_is_detected() {
         let bytes = sample_jpeg();
-        for cut in [0, 1, 3, 10, bytes.len() / 2, bytes.len() - 2, bytes.len() - 1] {
+        for cut in [
+            0,
+            1,
+            3,
+            10,
+            bytes.len() / 2,
+            bytes.len() - 2,
+            bytes.len() - 1,
+        ] {
             assert!(!is_complete(&bytes[..cut]), "cut at {cut}");
         }
     }

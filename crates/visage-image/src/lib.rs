@@ -6,5 +6,5 @@ mod jpeg;
 pub mod pyramid;
 pub mod resize;
 
-pub use decode::{decode_file, decode_bytes, DecodeOptions, ImageError, DEFAULT_MAX_PIXELS};
+pub use decode::{decode_bytes, decode_file, DecodeOptions, ImageError, DEFAULT_MAX_PIXELS};
 pub use image::RgbImage;

@@ -30,17 +30,27 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Ok(())
     })?;
     let faces = models.analyze(&image, &options, Stage::Landmarks)?;
-    let face = largest_face(&faces).ok_or_else(|| anyhow!("{}: no face to time", args.image.display()))?;
+    let face =
+        largest_face(&faces).ok_or_else(|| anyhow!("{}: no face to time", args.image.display()))?;
     let landmarks = median(repeat, || {
         models.landmarks(&image, &face.rect);
         Ok(())
     })?;
     let chip = models.chip(&image, &face.landmarks)?;
-    let align = median(repeat, || models.chip(&image, &face.landmarks).map(|_| ()).map_err(Into::into))?;
+    let align = median(repeat, || {
+        models
+            .chip(&image, &face.landmarks)
+            .map(|_| ())
+            .map_err(Into::into)
+    })?;
     let one = std::slice::from_ref(&chip);
-    let encode_one = median(repeat, || models.encode(one).map(|_| ()).map_err(Into::into))?;
+    let encode_one = median(repeat, || {
+        models.encode(one).map(|_| ()).map_err(Into::into)
+    })?;
     let batch: Vec<_> = (0..BATCH).map(|_| chip.clone()).collect();
-    let encode_batch = median(repeat.min(3), || models.encode(&batch).map(|_| ()).map_err(Into::into))?;
+    let encode_batch = median(repeat.min(3), || {
+        models.encode(&batch).map(|_| ()).map_err(Into::into)
+    })?;
     let pipeline = median(repeat, || {
         let image = images::load(&args.image, &args.detect)?;
         models.analyze(&image, &options, Stage::Encode)?;

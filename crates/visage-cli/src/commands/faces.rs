@@ -24,8 +24,10 @@ pub fn run(args: FaceArgs, stage: Stage) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut failures = 0usize;
     for round in args.images.chunks(IMAGES_PER_ROUND) {
-        let decoded: Vec<anyhow::Result<RgbImage>> =
-            round.par_iter().map(|path| images::load(path, &args.detect)).collect();
+        let decoded: Vec<anyhow::Result<RgbImage>> = round
+            .par_iter()
+            .map(|path| images::load(path, &args.detect))
+            .collect();
         let ok: Vec<&RgbImage> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
         let mut analysed = models.analyze_many(&ok, &options, stage)?.into_iter();
         let mut out = stdout.lock();
@@ -49,7 +51,11 @@ pub fn run(args: FaceArgs, stage: Stage) -> anyhow::Result<ExitCode> {
         out.flush()?;
     }
     progress.finish_and_clear();
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn progress_bar(len: usize) -> ProgressBar {
@@ -57,7 +63,9 @@ fn progress_bar(len: usize) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len as u64);
-    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} images {per_sec} eta {eta}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:30} {pos}/{len} images {per_sec} eta {eta}")
+    {
         bar.set_style(style);
     }
     bar
@@ -81,9 +89,20 @@ fn face_json(face: &Face) -> Value {
     obj
 }
 
-fn write_text(out: &mut impl Write, file: &str, image: &RgbImage, faces: &[Face]) -> std::io::Result<()> {
+fn write_text(
+    out: &mut impl Write,
+    file: &str,
+    image: &RgbImage,
+    faces: &[Face],
+) -> std::io::Result<()> {
     let plural = if faces.len() == 1 { "face" } else { "faces" };
-    writeln!(out, "{file} ({}x{}): {} {plural}", image.width(), image.height(), faces.len())?;
+    writeln!(
+        out,
+        "{file} ({}x{}): {} {plural}",
+        image.width(),
+        image.height(),
+        faces.len()
+    )?;
     for (i, face) in faces.iter().enumerate() {
         let r = &face.rect;
         writeln!(
@@ -97,7 +116,11 @@ fn write_text(out: &mut impl Write, file: &str, image: &RgbImage, faces: &[Face]
             face.score
         )?;
         if !face.landmarks.is_empty() {
-            let points: Vec<String> = face.landmarks.iter().map(|p| format!("({}, {})", p.x, p.y)).collect();
+            let points: Vec<String> = face
+                .landmarks
+                .iter()
+                .map(|p| format!("({}, {})", p.x, p.y))
+                .collect();
             writeln!(out, "    landmarks {}", points.join(" "))?;
         }
         if let Some(encoding) = &face.encoding {

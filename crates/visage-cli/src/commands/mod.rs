@@ -3,12 +3,12 @@
 mod bench;
 mod calibrate;
 mod classical;
+mod enroll;
 mod eval;
+mod faces;
 mod gallery;
 mod gallery_db;
-mod enroll;
 mod identify;
-mod faces;
 mod models;
 mod verify;
 
@@ -42,7 +42,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Loads the face models from the flag or `VISAGE_MODELS`.
 fn load_models(dir: &ModelsDir) -> anyhow::Result<FaceModels> {
     let dir = models_dir(dir.models.as_deref())?;
-    FaceModels::load(&dir).with_context(|| format!("cannot load the face models from {}", dir.display()))
+    FaceModels::load(&dir)
+        .with_context(|| format!("cannot load the face models from {}", dir.display()))
 }
 
 fn detect_options(args: &DetectArgs) -> DetectOptions {

@@ -17,13 +17,24 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<ExitCode> {
     }
     let statuses = manifest.check(&dir);
     if args.json {
-        println!("{}", serde_json::json!({ "manifest": manifest.id, "dir": dir, "models": statuses }));
+        println!(
+            "{}",
+            serde_json::json!({ "manifest": manifest.id, "dir": dir, "models": statuses })
+        );
     } else {
-        println!("models directory {} (manifest {})", dir.display(), manifest.id);
+        println!(
+            "models directory {} (manifest {})",
+            dir.display(),
+            manifest.id
+        );
         for status in &statuses {
             println!("  {} [{}]", status.describe(), status.entry.license);
         }
     }
     let all_ok = statuses.iter().all(|s| s.state == ModelState::Ok);
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -12,7 +12,10 @@ use crate::images;
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     if !(args.threshold.is_finite() && args.threshold >= 0.0) {
-        bail!("--threshold must be a finite distance ≥ 0, got {}", args.threshold);
+        bail!(
+            "--threshold must be a finite distance ≥ 0, got {}",
+            args.threshold
+        );
     }
     let models = load_models(&args.models)?;
     let options = detect_options(&args.detect);
@@ -35,9 +38,15 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         });
         println!("{line}");
     } else if same {
-        println!("same person: distance {d:.4} <= threshold {:.4}", args.threshold);
+        println!(
+            "same person: distance {d:.4} <= threshold {:.4}",
+            args.threshold
+        );
     } else {
-        println!("different people: distance {d:.4} > threshold {:.4}", args.threshold);
+        println!(
+            "different people: distance {d:.4} > threshold {:.4}",
+            args.threshold
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -159,7 +159,10 @@ impl<'a> DlibReader<'a> {
         match self.byte()? {
             b'1' => Ok(true),
             b'0' => Ok(false),
-            other => Err(self.error_at(start, format!("expected a bool ('0' or '1'), found 0x{other:02x}"))),
+            other => Err(self.error_at(
+                start,
+                format!("expected a bool ('0' or '1'), found 0x{other:02x}"),
+            )),
         }
     }
 
@@ -199,7 +202,10 @@ impl<'a> DlibReader<'a> {
         if expected.iter().any(|e| *e == s) {
             Ok(s)
         } else {
-            Err(self.error_at(start, format!("expected {}, found {s:?}", expected.join(" or "))))
+            Err(self.error_at(
+                start,
+                format!("expected {}, found {s:?}", expected.join(" or ")),
+            ))
         }
     }
 
@@ -221,9 +227,15 @@ impl<'a> DlibReader<'a> {
         let nr = self.i64()?.unsigned_abs() as usize;
         let nc = self.i64()?.unsigned_abs() as usize;
         // Every element takes at least two bytes, which bounds what a valid file can ask for.
-        let n = nr.checked_mul(nc).filter(|&n| n <= self.remaining() / 2).ok_or_else(|| {
-            self.error_at(start, format!("matrix of {nr}x{nc} is larger than the data left"))
-        })?;
+        let n = nr
+            .checked_mul(nc)
+            .filter(|&n| n <= self.remaining() / 2)
+            .ok_or_else(|| {
+                self.error_at(
+                    start,
+                    format!("matrix of {nr}x{nc} is larger than the data left"),
+                )
+            })?;
         let mut values = Vec::with_capacity(n);
         for _ in 0..n {
             values.push(self.f64()?);
@@ -252,7 +264,10 @@ impl<'a> DlibReader<'a> {
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
             .filter(|&n| n <= self.remaining() / 4)
             .ok_or_else(|| {
-                self.error_at(start, format!("tensor of shape {dims:?} is larger than the data left"))
+                self.error_at(
+                    start,
+                    format!("tensor of shape {dims:?} is larger than the data left"),
+                )
             })?;
         let raw = self.bytes(n * 4)?;
         let values = raw
@@ -284,7 +299,10 @@ impl<'a> DlibReader<'a> {
         if self.remaining() == 0 {
             Ok(())
         } else {
-            Err(self.error(format!("{} unexpected bytes after the model", self.remaining())))
+            Err(self.error(format!(
+                "{} unexpected bytes after the model",
+                self.remaining()
+            )))
         }
     }
 }
@@ -332,9 +350,15 @@ mod tests {
     #[test]
     fn oversized_tensor_is_refused_before_allocating() {
         // version 2, dims 1000000 x 1000000 x 1 x 1, no data
-        let data = [0x01, 0x02, 0x03, 0x40, 0x42, 0x0f, 0x03, 0x40, 0x42, 0x0f, 0x01, 0x01, 0x01, 0x01];
+        let data = [
+            0x01, 0x02, 0x03, 0x40, 0x42, 0x0f, 0x03, 0x40, 0x42, 0x0f, 0x01, 0x01, 0x01, 0x01,
+        ];
         let err = DlibReader::new(&data).tensor().unwrap_err();
-        assert!(err.message.contains("larger than the data left"), "{}", err.message);
+        assert!(
+            err.message.contains("larger than the data left"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -205,8 +205,8 @@ fn block_cols(taps: usize, cols: usize) -> usize {
 /// A raw pointer that may cross threads; every use writes a region no other thread touches.
 #[derive(Clone, Copy)]
 struct SyncPtr(*mut f32);
-// SAFETY: the pointer is only dereferenced through `gemm` and the epilogue on regions that are
-// disjoint between tasks (distinct column ranges or distinct filter rows).
+// SAFETY: the pointer is only dereferenced through `gemm` and the bias/activation passes, on
+// regions that are disjoint between tasks (distinct column ranges or distinct filter rows).
 unsafe impl Send for SyncPtr {}
 unsafe impl Sync for SyncPtr {}
 
@@ -1393,15 +1393,17 @@ mod bench {
             .fold(f64::INFINITY, f64::min)
     }
 
-    /// Each face ResNet layer shape on one thread, with the filters stored either way:
-    /// `cargo test --release -p visage-nn -- --ignored --nocapture conv_layers`.
+    /// Each face ResNet layer shape, with the filters stored either way, on one thread and on
+    /// two: `cargo test --release -p visage-nn -- --ignored --nocapture conv_layers`.
     #[test]
     #[ignore]
     fn conv_layers() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
+        let pools = [1, 2].map(|n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        });
         let layers = [
             (3, 32, 7, 2, 0, 150),
             (32, 32, 3, 1, 1, 35),
@@ -1423,7 +1425,7 @@ mod bench {
                 let mut rng = Lcg(1);
                 let conv = Conv2d::new(spec, rng.vec(f * spec.taps()), rng.vec(f)).unwrap();
                 let columns = conv.clone().into_columns();
-                let conv = conv.into_rows();
+                let rows = conv.clone().into_rows();
                 let shape = Shape::new(batch, c, hw, hw);
                 let input = Tensor::from_vec(shape, Layout::Cnhw, rng.vec(shape.len())).unwrap();
                 let out_shape = spec.output_shape(shape).unwrap();
@@ -1432,19 +1434,19 @@ mod bench {
                 let reps = ((0.05 / gflop) as usize).clamp(5, 2000);
                 let mut out = Tensor::default();
                 let mut scratch = ConvScratch::default();
-                let [rows_ms, cols_ms] = [&conv, &columns].map(|conv| {
-                    pool.install(|| {
-                        min_time(reps, || {
-                            conv.forward(&input, &mut out, Activation::Relu, &mut scratch)
-                                .unwrap()
+                let mut line = format!("batch {batch:2} {c:3}->{f:3} {k}x{k}/{s} on {hw:3}:");
+                for (name, conv) in [("[F][K]", &rows), ("[K][F]", &columns), ("default", &conv)] {
+                    let [one, two] = [&pools[0], &pools[1]].map(|pool| {
+                        pool.install(|| {
+                            min_time(reps, || {
+                                conv.forward(&input, &mut out, Activation::Relu, &mut scratch)
+                                    .unwrap()
+                            })
                         })
-                    })
-                });
-                println!(
-                    "batch {batch:2} {c:3}->{f:3} {k}x{k}/{s} on {hw:3}: [F][K] filters {rows_ms:7.3} ms ({:4.0} GFLOP/s), [K][F] {cols_ms:7.3} ms ({:4.0})",
-                    gflop / rows_ms * 1e3,
-                    gflop / cols_ms * 1e3
-                );
+                    });
+                    line += &format!(" {name} {one:6.3}/{two:6.3} ms");
+                }
+                println!("{line} (1/2 threads)");
             }
         }
     }
