@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use super::reader::{DlibReader, ReadResult};
+use super::reader::{parse_bytes, parse_file, DlibReader, ReadResult};
 use crate::FormatError;
 
 /// Name of the format in error messages.
@@ -72,16 +72,12 @@ pub struct HogDetectorModel {
 impl HogDetectorModel {
     /// Reads and parses the detector file at `path`.
     pub fn from_file(path: &Path) -> Result<Self, FormatError> {
-        let bytes = std::fs::read(path).map_err(|source| FormatError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_bytes(&bytes, path)
+        parse_file(path, FORMAT, parse)
     }
 
     /// Parses a detector from its bytes; `path` names the source in error messages.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, FormatError> {
-        parse(&mut DlibReader::new(bytes)).map_err(|e| e.into_format_error(path, FORMAT))
+        parse_bytes(bytes, path, FORMAT, parse)
     }
 }
 

@@ -27,6 +27,30 @@ impl ReadError {
     }
 }
 
+/// Parses a whole dlib-serialized model held in memory with `parse`; errors name `path` and
+/// `format`. Every model reader goes through here, so errors read the same for every file.
+pub fn parse_bytes<T>(
+    bytes: &[u8],
+    path: &Path,
+    format: &'static str,
+    parse: impl FnOnce(&mut DlibReader<'_>) -> ReadResult<T>,
+) -> Result<T, FormatError> {
+    parse(&mut DlibReader::new(bytes)).map_err(|e| e.into_format_error(path, format))
+}
+
+/// Reads the file at `path` and parses it as [`parse_bytes`] does.
+pub fn parse_file<T>(
+    path: &Path,
+    format: &'static str,
+    parse: impl FnOnce(&mut DlibReader<'_>) -> ReadResult<T>,
+) -> Result<T, FormatError> {
+    let bytes = std::fs::read(path).map_err(|source| FormatError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_bytes(&bytes, path, format, parse)
+}
+
 /// Result of one decoding step.
 pub type ReadResult<T> = Result<T, ReadError>;
 

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use super::reader::{DlibReader, ReadError, ReadResult};
+use super::reader::{parse_bytes, parse_file, DlibReader, ReadError, ReadResult};
 use crate::FormatError;
 
 /// The name used in error messages.
@@ -170,16 +170,12 @@ pub struct ResnetModel {
 impl ResnetModel {
     /// Reads and parses the model file at `path`.
     pub fn from_file(path: &Path) -> Result<Self, FormatError> {
-        let bytes = std::fs::read(path).map_err(|source| FormatError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_bytes(&bytes, path)
+        parse_file(path, FORMAT, parse)
     }
 
     /// Parses a model from its bytes; `path` only names the source in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, FormatError> {
-        parse(&mut DlibReader::new(bytes)).map_err(|e| e.into_format_error(path, FORMAT))
+        parse_bytes(bytes, path, FORMAT, parse)
     }
 
     /// Total number of stored parameters over all layers.

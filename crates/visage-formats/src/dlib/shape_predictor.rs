@@ -17,7 +17,7 @@
 
 use std::path::Path;
 
-use super::reader::{DlibReader, ReadResult};
+use super::reader::{parse_bytes, parse_file, DlibReader, ReadResult};
 use crate::FormatError;
 
 /// Format name used in error messages.
@@ -73,16 +73,12 @@ pub struct ShapePredictorModel {
 impl ShapePredictorModel {
     /// Reads and parses the model file at `path`.
     pub fn from_file(path: &Path) -> Result<Self, FormatError> {
-        let bytes = std::fs::read(path).map_err(|source| FormatError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_bytes(&bytes, path)
+        parse_file(path, FORMAT, parse)
     }
 
     /// Parses a model held in memory; `path` names it in error messages.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, FormatError> {
-        parse(&mut DlibReader::new(bytes)).map_err(|e| e.into_format_error(path, FORMAT))
+        parse_bytes(bytes, path, FORMAT, parse)
     }
 
     /// Number of landmarks the model predicts.
