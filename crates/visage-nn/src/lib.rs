@@ -5,15 +5,24 @@
 //! * [`ops`]: one operation per module (convolution, pooling, affine/ReLU, sums, fully
 //!   connected), each a forward pass checked against direct loops in its tests.
 //! * [`networks`]: whole networks, such as [`FaceResnet`].
+//! * [`grad`]: differentiable ops (convolution 1/2/3-D, pooling, Gram, total variation, losses)
+//!   on `f32` or `f64` [`grad::Array`]s, with explicit backward passes.
+//! * [`layers`]: a small `Sequential` network of those ops, for training small models.
+//! * [`optim`]: Adam and L-BFGS.
 //!
 //! Kernels use the current rayon thread pool; run them inside `ThreadPool::install` to choose
 //! the number of threads.
 
 mod error;
+mod float;
+pub mod grad;
+pub mod layers;
 pub mod networks;
+pub mod optim;
 pub mod ops;
 mod tensor;
 
 pub use error::NnError;
+pub use float::Float;
 pub use networks::{Descriptor, FaceResnet, DESCRIPTOR_LEN, MAX_BATCH};
 pub use tensor::{Layout, Shape, Tensor};
