@@ -45,6 +45,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Classical baselines: eigenfaces, Fisherfaces, SVM and nearest neighbour (train, eval).
     Classical(ClassicalArgs),
+    /// Worked examples of the nn ops: heartbeats in an EKG (1-D CNN), lesions in volumes (3-D CNN).
+    Demo(DemoArgs),
 }
 
 /// Where the models are.
@@ -554,4 +556,72 @@ pub struct ClassicalEvalArgs {
     pub models: ModelsDir,
     #[command(flatten)]
     pub detect: DetectArgs,
+}
+
+/// `visage demo`: which example to run.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The example.
+    #[command(subcommand)]
+    pub demo: DemoKind,
+}
+
+/// The worked examples.
+#[derive(Debug, Subcommand)]
+pub enum DemoKind {
+    /// Pan–Tompkins labels the first 4 minutes of an EKG; a 1-D CNN trained on them finds the
+    /// beats of the last minute (F1 against Pan–Tompkins, heart rate, plot).
+    Ekg(DemoEkgArgs),
+    /// A 3-D CNN tells apart synthetic CT-like volumes with round or elongated lesions.
+    Volume(DemoVolumeArgs),
+}
+
+/// `visage demo ekg`.
+#[derive(Debug, Args)]
+pub struct DemoEkgArgs {
+    /// The recording: one value in millivolts per line at 360 Hz; defaults to
+    /// $VISAGE_DATA/ekg/mitbih_208_360hz_mv.csv.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Seed for the weights and the training crops.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Training steps (mini-batches of 16 four-second crops).
+    #[arg(long, default_value_t = 300)]
+    pub steps: usize,
+    /// Threads (results are deterministic for a seed and a thread count).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Where to save the plot of the held-out minute.
+    #[arg(long, value_name = "PNG", default_value = "ekg_detections.png")]
+    pub plot: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `visage demo volume`.
+#[derive(Debug, Args)]
+pub struct DemoVolumeArgs {
+    /// Seed for the volumes, the weights and the training order.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Training volumes.
+    #[arg(long, default_value_t = 256)]
+    pub train: usize,
+    /// Held-out volumes.
+    #[arg(long, default_value_t = 200)]
+    pub test: usize,
+    /// Passes over the training volumes.
+    #[arg(long, default_value_t = 12)]
+    pub epochs: usize,
+    /// Threads (results are deterministic for a seed and a thread count).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Where to save slices and activations.
+    #[arg(long, value_name = "PNG", default_value = "volume_activations.png")]
+    pub picture: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }

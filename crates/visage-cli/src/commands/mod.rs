@@ -3,6 +3,7 @@
 mod bench;
 mod calibrate;
 mod classical;
+mod demo;
 mod enroll;
 mod eval;
 mod faces;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Calibrate(args) => calibrate::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Classical(args) => classical::run(args),
+        Command::Demo(args) => demo::run(args),
     }
 }
 
