@@ -607,7 +607,7 @@ pub struct DemoVolumeArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Training volumes.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 512)]
     pub train: usize,
     /// Held-out volumes.
     #[arg(long, default_value_t = 200)]

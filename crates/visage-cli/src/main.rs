@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    restore_default_sigpipe();
     let cli = args::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,
@@ -18,5 +19,15 @@ fn main() -> ExitCode {
             eprintln!("visage: error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `visage encode ... | head` should end quietly when `head` closes the pipe, as Unix tools do,
+/// instead of panicking in the middle of a print: Rust ignores SIGPIPE by default.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

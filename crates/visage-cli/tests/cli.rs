@@ -390,3 +390,30 @@ fn models_fetch_refuses_an_altered_download() {
         "nothing written"
     );
 }
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::process::Stdio;
+    let img = photo("examples__obama_small.jpg");
+    let img = img.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_visage"))
+        .args([
+            "encode",
+            "--models",
+            models().to_str().unwrap(),
+            img,
+            img,
+            img,
+            img,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("visage runs");
+    let mut first = [0u8; 8];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The read end is closed here, as `| head -c 8` would.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

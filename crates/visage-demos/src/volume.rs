@@ -12,7 +12,7 @@ use std::time::Instant;
 use image::RgbImage;
 use visage_nn::grad::check::SplitMix;
 use visage_nn::grad::{softmax_cross_entropy, Array, ConvNd, PoolNd};
-use visage_nn::layers::{Conv, Dense, Flatten, MaxPool, Relu, Sequential};
+use visage_nn::layers::{AvgPool, Conv, Dense, Flatten, MaxPool, Relu, Sequential};
 use visage_nn::optim::Adam;
 
 use crate::{plot, DemoError};
@@ -43,10 +43,10 @@ impl Default for VolumeOptions {
     fn default() -> Self {
         Self {
             seed: 1,
-            train: 256,
+            train: 512,
             test: 200,
             epochs: 12,
-            noise: 0.35,
+            noise: 0.3,
             picture: None,
         }
     }
@@ -111,7 +111,8 @@ fn dataset(rng: &mut SplitMix, n: usize, noise: f64) -> (Vec<Vec<f32>>, Vec<usiz
 }
 
 /// The network: three 3x3x3 convolutions with ReLU, the first two followed by 2x2x2 max pooling,
-/// then a global max over positions (a lesion may lie anywhere) and a dense layer.
+/// then a global average over positions (a lesion may lie anywhere; the average, unlike the max,
+/// passes gradient to every position, which makes training reliable) and a dense layer.
 fn network(rng: &mut SplitMix) -> Sequential<f32> {
     let s = SIZE / 4;
     Sequential::new()
@@ -123,7 +124,7 @@ fn network(rng: &mut SplitMix) -> Sequential<f32> {
         .push(MaxPool::new(PoolNd::new([2, 2, 2])))
         .push(Conv::new(ConvNd::new(C2, C2, [3, 3, 3]).with_padding([1, 1, 1]), rng))
         .push(Relu::new())
-        .push(MaxPool::new(PoolNd::new([s, s, s])))
+        .push(AvgPool::new(PoolNd::new([s, s, s])))
         .push(Flatten::new())
         .push(Dense::new(C2, 2, rng))
 }
@@ -135,7 +136,8 @@ const C2: usize = 16;
 fn batch(vols: &[Vec<f32>], idx: &[usize]) -> Result<Array<f32>, DemoError> {
     let mut data = Vec::with_capacity(idx.len() * SIZE * SIZE * SIZE);
     for &i in idx {
-        data.extend_from_slice(&vols[i]);
+        // Centred on the tissue level and scaled to about unit spread, as CT windows are.
+        data.extend(vols[i].iter().map(|&v| (v - 0.3) / 0.4));
     }
     Ok(Array::from_vec(&[idx.len(), 1, SIZE, SIZE, SIZE], data)?)
 }
@@ -155,7 +157,10 @@ pub fn run(opts: &VolumeOptions) -> Result<VolumeReport, DemoError> {
     let start = Instant::now();
     let mut epoch_loss = Vec::new();
     let mut order: Vec<usize> = (0..opts.train).collect();
-    for _ in 0..opts.epochs {
+    for epoch in 0..opts.epochs {
+        if epoch == opts.epochs * 2 / 3 {
+            adam.learning_rate *= 0.3;
+        }
         // Fisher–Yates with the demo's generator: a new order each epoch, same for a seed.
         for i in (1..order.len()).rev() {
             order.swap(i, rng.below(i + 1));

@@ -44,7 +44,11 @@ fn ekg_csv(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
     bail!(
         "no EKG recording found (tried {}); pass --csv FILE or set VISAGE_DATA",
-        tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        tried
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
