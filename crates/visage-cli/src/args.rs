@@ -47,6 +47,8 @@ pub enum Command {
     Classical(ClassicalArgs),
     /// Worked examples of the nn ops: heartbeats in an EKG (1-D CNN), lesions in volumes (3-D CNN).
     Demo(DemoArgs),
+    /// Look inside a CNN: the top-9 patches of each unit, feature maps, Gram matrices.
+    Inspect(InspectArgs),
 }
 
 /// Where the models are.
@@ -580,7 +582,7 @@ pub enum DemoKind {
 #[derive(Debug, Args)]
 pub struct DemoEkgArgs {
     /// The recording: one value in millivolts per line at 360 Hz; defaults to
-    /// $VISAGE_DATA/ekg/mitbih_208_360hz_mv.csv.
+    /// $VISAGE_SHARED/data/ekg/mitbih_208_360hz_mv.csv (VISAGE_SHARED defaults to ../shared).
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
     /// Seed for the weights and the training crops.
@@ -613,7 +615,7 @@ pub struct DemoVolumeArgs {
     #[arg(long, default_value_t = 200)]
     pub test: usize,
     /// Passes over the training volumes.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 16)]
     pub epochs: usize,
     /// Threads (results are deterministic for a seed and a thread count).
     #[arg(long, default_value_t = 2)]
@@ -624,4 +626,115 @@ pub struct DemoVolumeArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `visage inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// What to look at.
+    #[command(subcommand)]
+    pub action: InspectAction,
+}
+
+/// The inspect subcommands.
+#[derive(Debug, Subcommand)]
+pub enum InspectAction {
+    /// Stream images through a network; for each unit of the chosen layers keep its 9 strongest
+    /// responses and draw their receptive fields (PNG grid per layer, HTML page, JSON).
+    Units(InspectUnitsArgs),
+    /// The feature maps of chosen layers for one image, as a grid.
+    Activations(InspectActivationsArgs),
+    /// A layer's Gram matrix G[k][k'] = Σ_ij a_ijk a_ijk' for one image, as a heat map.
+    Gram(InspectGramArgs),
+    /// List a network's layers with their receptive fields.
+    Layers(InspectModelArgs),
+}
+
+/// A network to inspect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InspectModel {
+    /// dlib's face ResNet (inputs: aligned 150x150 face chips).
+    DlibResnet,
+    /// torchvision's ImageNet MobileNetV2 (inputs: 224x224 centre squares).
+    MobilenetV2,
+}
+
+/// Which network, and where its weights are.
+#[derive(Debug, Args, Clone)]
+pub struct InspectModelArgs {
+    /// The network.
+    #[arg(long, value_enum)]
+    pub model: InspectModel,
+    /// MobileNetV2 weights (torchvision .pth); defaults to MODELS/mobilenet_v2/mobilenet_v2-b0353104.pth.
+    #[arg(long, value_name = "PTH")]
+    pub weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub models: ModelsDir,
+}
+
+/// `visage inspect units`.
+#[derive(Debug, Args)]
+pub struct InspectUnitsArgs {
+    #[command(flatten)]
+    pub model: InspectModelArgs,
+    /// Layers, comma-separated (names from `visage inspect layers`, or their numbers).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub layers: Vec<String>,
+    /// Folder of images (searched recursively).
+    #[arg(long, value_name = "DIR")]
+    pub images: PathBuf,
+    /// Output folder: one PNG per layer, index.html, units.json.
+    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Units drawn per layer (those with the strongest responses); the JSON lists all.
+    #[arg(long, default_value_t = 16)]
+    pub units: usize,
+    /// Use at most this many images, spread evenly over the sorted list.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Side of each patch in the grids, pixels.
+    #[arg(long, default_value_t = 48)]
+    pub cell: u32,
+    /// Also rank positions whose receptive field reaches into the padding past the image border
+    /// (by default only fields inside the image count, as far as they fit).
+    #[arg(long)]
+    pub border: bool,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// `visage inspect activations`.
+#[derive(Debug, Args)]
+pub struct InspectActivationsArgs {
+    #[command(flatten)]
+    pub model: InspectModelArgs,
+    /// The image.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: PathBuf,
+    /// Layers, comma-separated (default: four depths).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Vec<String>,
+    /// Channels drawn per layer.
+    #[arg(long, default_value_t = 32)]
+    pub channels: usize,
+    /// Output PNG.
+    #[arg(short = 'o', long = "out", value_name = "PNG")]
+    pub out: PathBuf,
+}
+
+/// `visage inspect gram`.
+#[derive(Debug, Args)]
+pub struct InspectGramArgs {
+    #[command(flatten)]
+    pub model: InspectModelArgs,
+    /// The image.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: PathBuf,
+    /// The layer (default: a middle one).
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Output PNG.
+    #[arg(short = 'o', long = "out", value_name = "PNG")]
+    pub out: PathBuf,
 }

@@ -105,7 +105,13 @@ pub fn read_csv(path: &Path) -> Result<Vec<f64>, DemoError> {
             .unwrap_or("")
             .trim()
             .parse()
-            .map_err(|_| DemoError::Data(format!("{}:{}: not a number: {line:?}", path.display(), i + 1)))?;
+            .map_err(|_| {
+                DemoError::Data(format!(
+                    "{}:{}: not a number: {line:?}",
+                    path.display(),
+                    i + 1
+                ))
+            })?;
         out.push(v);
     }
     Ok(out)
@@ -120,7 +126,9 @@ fn network(rng: &mut SplitMix) -> Sequential<f32> {
     for dilation in [2, 4, 8] {
         net = net
             .push(Conv::new(
-                ConvNd::new(ch, 16, [9]).with_padding([4 * dilation]).with_dilation([dilation]),
+                ConvNd::new(ch, 16, [9])
+                    .with_padding([4 * dilation])
+                    .with_dilation([dilation]),
                 rng,
             ))
             .push(Relu::new());
@@ -131,7 +139,10 @@ fn network(rng: &mut SplitMix) -> Sequential<f32> {
 
 /// Halves the rate (mean of pairs), removes the baseline (1 s moving mean) and divides by `scale`.
 fn prepare(signal: &[f64], scale: Option<f64>) -> (Vec<f32>, f64) {
-    let half: Vec<f64> = signal.chunks(DECIMATE).map(|c| c.iter().sum::<f64>() / c.len() as f64).collect();
+    let half: Vec<f64> = signal
+        .chunks(DECIMATE)
+        .map(|c| c.iter().sum::<f64>() / c.len() as f64)
+        .collect();
     let n = half.len();
     let w = (RATE_HZ / DECIMATE as f64 / 2.0) as usize;
     let mut prefix = vec![0.0; n + 1];
@@ -191,7 +202,9 @@ pub fn match_beats(detected: &[usize], reference: &[usize], tol: usize) -> usize
 
 fn heart_rate(beats: &[usize]) -> f64 {
     match (beats.first(), beats.last()) {
-        (Some(&a), Some(&b)) if b > a => 60.0 * (beats.len() - 1) as f64 / ((b - a) as f64 / RATE_HZ),
+        (Some(&a), Some(&b)) if b > a => {
+            60.0 * (beats.len() - 1) as f64 / ((b - a) as f64 / RATE_HZ)
+        }
         _ => 0.0,
     }
 }
@@ -210,7 +223,11 @@ pub fn run(opts: &EkgOptions) -> Result<EkgReport, DemoError> {
     let end = signal.len().min(split + (60.0 * RATE_HZ) as usize);
     let labels = pan_tompkins::detect(&signal[..end], RATE_HZ);
     let train_labels: Vec<usize> = labels.iter().copied().filter(|&b| b < split).collect();
-    let reference: Vec<usize> = labels.iter().copied().filter(|&b| b >= split && b < end).collect();
+    let reference: Vec<usize> = labels
+        .iter()
+        .copied()
+        .filter(|&b| b >= split && b < end)
+        .collect();
 
     let (train_x, scale) = prepare(&signal[..split], None);
     let mut target = vec![0.0f32; train_x.len()];
@@ -256,7 +273,11 @@ pub fn run(opts: &EkgOptions) -> Result<EkgReport, DemoError> {
     let (test_x, _) = prepare(&signal[from..end], Some(scale));
     let len = test_x.len();
     let logits = net.forward(&Array::from_vec(&[1, 1, len], test_x.clone())?)?;
-    let prob: Vec<f32> = logits.data().iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect();
+    let prob: Vec<f32> = logits
+        .data()
+        .iter()
+        .map(|&z| 1.0 / (1.0 + (-z).exp()))
+        .collect();
     let gap = (0.200 * RATE_HZ) as usize / DECIMATE;
     let detections: Vec<usize> = pick_peaks(&prob, gap)
         .into_iter()
@@ -268,7 +289,11 @@ pub fn run(opts: &EkgOptions) -> Result<EkgReport, DemoError> {
     let hits = match_beats(&detections, &reference, tol);
     let precision = hits as f64 / detections.len().max(1) as f64;
     let recall = hits as f64 / reference.len().max(1) as f64;
-    let f1 = if hits == 0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+    let f1 = if hits == 0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
     let avg = |s: &[f64]| s.iter().sum::<f64>() / s.len().max(1) as f64;
     let k = losses.len().min(20);
     let report = EkgReport {
@@ -287,7 +312,14 @@ pub fn run(opts: &EkgOptions) -> Result<EkgReport, DemoError> {
         detections,
     };
     if let Some(path) = &opts.plot {
-        save_plot(path, &signal[split..end], split, &reference, &report.detections, &prob[context / DECIMATE..])?;
+        save_plot(
+            path,
+            &signal[split..end],
+            split,
+            &reference,
+            &report.detections,
+            &prob[context / DECIMATE..],
+        )?;
     }
     Ok(report)
 }
@@ -316,8 +348,18 @@ fn save_plot(
         if i % row_len != 0 {
             let p = |j: usize| prob.get(j / DECIMATE).copied().unwrap_or(0.0) as f64;
             let yp = |j: usize| top(j) + row_h as f64 - 4.0 - p(j) * (row_h as f64 - 8.0);
-            plot::line(&mut img, (xs(i - 1), yp(i - 1)), (xs(i), yp(i)), [170, 200, 255]);
-            plot::line(&mut img, (xs(i - 1), ys(i - 1, signal[i - 1])), (xs(i), ys(i, signal[i])), [0, 0, 0]);
+            plot::line(
+                &mut img,
+                (xs(i - 1), yp(i - 1)),
+                (xs(i), yp(i)),
+                [170, 200, 255],
+            );
+            plot::line(
+                &mut img,
+                (xs(i - 1), ys(i - 1, signal[i - 1])),
+                (xs(i), ys(i, signal[i])),
+                [0, 0, 0],
+            );
         }
     }
     for &b in reference {
@@ -326,10 +368,21 @@ fn save_plot(
     }
     for &b in detections {
         let i = b - offset;
-        plot::marker(&mut img, xs(i), top(i) + row_h as f64 - 10.0, 3, [220, 0, 0]);
+        plot::marker(
+            &mut img,
+            xs(i),
+            top(i) + row_h as f64 - 10.0,
+            3,
+            [220, 0, 0],
+        );
     }
     for r in 1..rows {
-        plot::line(&mut img, (0.0, (r as u32 * row_h) as f64), ((w - 1) as f64, (r as u32 * row_h) as f64), [200, 200, 200]);
+        plot::line(
+            &mut img,
+            (0.0, (r as u32 * row_h) as f64),
+            ((w - 1) as f64, (r as u32 * row_h) as f64),
+            [200, 200, 200],
+        );
     }
     img.save(path).map_err(|source| DemoError::Image {
         path: path.to_owned(),

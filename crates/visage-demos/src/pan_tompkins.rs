@@ -35,7 +35,8 @@ impl Biquad {
         let (mut x1, mut x2, mut y1, mut y2) = (0.0, 0.0, 0.0, 0.0);
         let mut out = Vec::with_capacity(x.len());
         for &v in x {
-            let y = self.b[0] * v + self.b[1] * x1 + self.b[2] * x2 - self.a[0] * y1 - self.a[1] * y2;
+            let y =
+                self.b[0] * v + self.b[1] * x1 + self.b[2] * x2 - self.a[0] * y1 - self.a[1] * y2;
             (x2, x1, y2, y1) = (x1, v, y1, y);
             out.push(y);
         }
@@ -120,7 +121,9 @@ pub fn detect(signal: &[f64], rate: f64) -> Vec<usize> {
     let slope_at = |i: usize| {
         let w = (0.075 * rate) as usize;
         let (a, b) = (i.saturating_sub(w), (i + w).min(n - 1));
-        (a..b).map(|j| (bp[j + 1] - bp[j]).abs()).fold(0.0, f64::max)
+        (a..b)
+            .map(|j| (bp[j + 1] - bp[j]).abs())
+            .fold(0.0, f64::max)
     };
     let mut beats: Vec<usize> = Vec::new();
     let mut rr: Vec<usize> = Vec::new();
@@ -180,7 +183,9 @@ pub fn detect(signal: &[f64], rate: f64) -> Vec<usize> {
         .into_iter()
         .map(|b| {
             let (a, c) = (b.saturating_sub(w), (b + w).min(n - 1));
-            (a..=c).max_by(|&x, &y| bp[x].abs().total_cmp(&bp[y].abs())).unwrap_or(b)
+            (a..=c)
+                .max_by(|&x, &y| bp[x].abs().total_cmp(&bp[y].abs()))
+                .unwrap_or(b)
         })
         .collect();
     peaks.dedup();
@@ -196,12 +201,18 @@ mod tests {
     fn finds_synthetic_beats() {
         let rate = 360.0;
         let n = 20 * 360;
-        let beats: Vec<usize> = (0..).map(|k| 200 + k * 290 + (k % 3) * 20).take_while(|&b| b < n - 100).collect();
-        let mut x: Vec<f64> = (0..n).map(|i| 0.3 * (i as f64 / rate * 0.3 * 6.28).sin()).collect();
+        let beats: Vec<usize> = (0..)
+            .map(|k| 200 + k * 290 + (k % 3) * 20)
+            .take_while(|&b| b < n - 100)
+            .collect();
+        let mut x: Vec<f64> = (0..n)
+            .map(|i| 0.3 * (i as f64 / rate * 0.3 * std::f64::consts::TAU).sin())
+            .collect();
         for &b in &beats {
             for (i, v) in x.iter_mut().enumerate() {
                 let t = (i as f64 - b as f64) / rate;
-                *v += 1.2 * (-(t / 0.012).powi(2)).exp() + 0.3 * (-((t - 0.25) / 0.06).powi(2)).exp();
+                *v +=
+                    1.2 * (-(t / 0.012).powi(2)).exp() + 0.3 * (-((t - 0.25) / 0.06).powi(2)).exp();
             }
         }
         let found = detect(&x, rate);

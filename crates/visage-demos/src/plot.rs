@@ -29,7 +29,15 @@ pub fn marker(img: &mut RgbImage, x: f64, y: f64, r: i32, color: [u8; 3]) {
 
 /// Paints a `w x h` map of values (row-major) into `img` at `(left, top)`, each value a
 /// `scale x scale` block, grey from the map's minimum (black) to its maximum (white).
-pub fn heatmap(img: &mut RgbImage, values: &[f32], w: usize, h: usize, left: u32, top: u32, scale: u32) {
+pub fn heatmap(
+    img: &mut RgbImage,
+    values: &[f32],
+    w: usize,
+    h: usize,
+    left: u32,
+    top: u32,
+    scale: u32,
+) {
     let lo = values.iter().copied().fold(f32::INFINITY, f32::min);
     let hi = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let span = if hi > lo { hi - lo } else { 1.0 };

@@ -12,7 +12,7 @@ use std::time::Instant;
 use image::RgbImage;
 use visage_nn::grad::check::SplitMix;
 use visage_nn::grad::{softmax_cross_entropy, Array, ConvNd, PoolNd};
-use visage_nn::layers::{AvgPool, Conv, Dense, Flatten, MaxPool, Relu, Sequential};
+use visage_nn::layers::{Conv, Dense, Flatten, MaxPool, Relu, Sequential};
 use visage_nn::optim::Adam;
 
 use crate::{plot, DemoError};
@@ -45,7 +45,7 @@ impl Default for VolumeOptions {
             seed: 1,
             train: 512,
             test: 200,
-            epochs: 12,
+            epochs: 16,
             noise: 0.3,
             picture: None,
         }
@@ -74,10 +74,18 @@ pub struct VolumeReport {
 /// One synthetic volume (`SIZE³` voxels, z-major) of class `label`.
 pub fn synthesize(rng: &mut SplitMix, label: usize, noise: f64) -> Vec<f32> {
     let c = SIZE as f64 / 2.0;
-    let centre = [c + rng.range(-3.0, 3.0), c + rng.range(-3.0, 3.0), c + rng.range(-3.0, 3.0)];
+    let centre = [
+        c + rng.range(-3.0, 3.0),
+        c + rng.range(-3.0, 3.0),
+        c + rng.range(-3.0, 3.0),
+    ];
     let radii = if label == 0 {
         let r = rng.range(3.5, 5.0);
-        [r * rng.range(0.9, 1.1), r * rng.range(0.9, 1.1), r * rng.range(0.9, 1.1)]
+        [
+            r * rng.range(0.9, 1.1),
+            r * rng.range(0.9, 1.1),
+            r * rng.range(0.9, 1.1),
+        ]
     } else {
         // Same volume as a sphere of radius ~4: long axis 7.5–9.5, short ones ~2.7.
         let long = rng.range(7.5, 9.5);
@@ -87,13 +95,20 @@ pub fn synthesize(rng: &mut SplitMix, label: usize, noise: f64) -> Vec<f32> {
         r
     };
     let contrast = rng.range(0.8, 1.2);
-    let ramp = [rng.range(-0.02, 0.02), rng.range(-0.02, 0.02), rng.range(-0.02, 0.02)];
+    let ramp = [
+        rng.range(-0.02, 0.02),
+        rng.range(-0.02, 0.02),
+        rng.range(-0.02, 0.02),
+    ];
     let mut v = Vec::with_capacity(SIZE * SIZE * SIZE);
     for z in 0..SIZE {
         for y in 0..SIZE {
             for x in 0..SIZE {
                 let p = [z as f64, y as f64, x as f64];
-                let d: f64 = (0..3).map(|a| ((p[a] - centre[a]) / radii[a]).powi(2)).sum::<f64>().sqrt();
+                let d: f64 = (0..3)
+                    .map(|a| ((p[a] - centre[a]) / radii[a]).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
                 // Soft edge (partial-volume effect), about one voxel wide.
                 let lesion = contrast / (1.0 + ((d - 1.0) * 6.0).exp());
                 let tissue = 0.3 + (0..3).map(|a| ramp[a] * (p[a] - c)).sum::<f64>();
@@ -111,20 +126,28 @@ fn dataset(rng: &mut SplitMix, n: usize, noise: f64) -> (Vec<Vec<f32>>, Vec<usiz
 }
 
 /// The network: three 3x3x3 convolutions with ReLU, the first two followed by 2x2x2 max pooling,
-/// then a global average over positions (a lesion may lie anywhere; the average, unlike the max,
-/// passes gradient to every position, which makes training reliable) and a dense layer.
+/// then a global max over positions (a lesion may lie anywhere) and a dense layer.
 fn network(rng: &mut SplitMix) -> Sequential<f32> {
     let s = SIZE / 4;
     Sequential::new()
-        .push(Conv::new(ConvNd::new(1, C1, [3, 3, 3]).with_padding([1, 1, 1]), rng))
+        .push(Conv::new(
+            ConvNd::new(1, C1, [3, 3, 3]).with_padding([1, 1, 1]),
+            rng,
+        ))
         .push(Relu::new())
         .push(MaxPool::new(PoolNd::new([2, 2, 2])))
-        .push(Conv::new(ConvNd::new(C1, C2, [3, 3, 3]).with_padding([1, 1, 1]), rng))
+        .push(Conv::new(
+            ConvNd::new(C1, C2, [3, 3, 3]).with_padding([1, 1, 1]),
+            rng,
+        ))
         .push(Relu::new())
         .push(MaxPool::new(PoolNd::new([2, 2, 2])))
-        .push(Conv::new(ConvNd::new(C2, C2, [3, 3, 3]).with_padding([1, 1, 1]), rng))
+        .push(Conv::new(
+            ConvNd::new(C2, C2, [3, 3, 3]).with_padding([1, 1, 1]),
+            rng,
+        ))
         .push(Relu::new())
-        .push(AvgPool::new(PoolNd::new([s, s, s])))
+        .push(MaxPool::new(PoolNd::new([s, s, s])))
         .push(Flatten::new())
         .push(Dense::new(C2, 2, rng))
 }
@@ -133,11 +156,51 @@ fn network(rng: &mut SplitMix) -> Sequential<f32> {
 const C1: usize = 8;
 const C2: usize = 16;
 
-fn batch(vols: &[Vec<f32>], idx: &[usize]) -> Result<Array<f32>, DemoError> {
+/// The volume seen with its axes permuted (`perm`) and flipped (`flip`, bit per axis): the
+/// classes do not change under these, so training on them multiplies the data by 48.
+fn reoriented(v: &[f32], perm: [usize; 3], flip: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut p = [0usize; 3];
+    for a in 0..SIZE {
+        for b in 0..SIZE {
+            for c in 0..SIZE {
+                for (axis, &i) in [a, b, c].iter().enumerate() {
+                    p[perm[axis]] = if flip >> axis & 1 == 1 {
+                        SIZE - 1 - i
+                    } else {
+                        i
+                    };
+                }
+                out.push(v[(p[0] * SIZE + p[1]) * SIZE + p[2]]);
+            }
+        }
+    }
+    out
+}
+
+const PERMUTATIONS: [[usize; 3]; 6] = [
+    [0, 1, 2],
+    [0, 2, 1],
+    [1, 0, 2],
+    [1, 2, 0],
+    [2, 0, 1],
+    [2, 1, 0],
+];
+
+fn batch(
+    vols: &[Vec<f32>],
+    idx: &[usize],
+    augment: Option<&mut SplitMix>,
+) -> Result<Array<f32>, DemoError> {
     let mut data = Vec::with_capacity(idx.len() * SIZE * SIZE * SIZE);
+    let mut augment = augment;
     for &i in idx {
+        let v = match augment.as_deref_mut() {
+            Some(rng) => reoriented(&vols[i], PERMUTATIONS[rng.below(6)], rng.below(8)),
+            None => vols[i].clone(),
+        };
         // Centred on the tissue level and scaled to about unit spread, as CT windows are.
-        data.extend(vols[i].iter().map(|&v| (v - 0.3) / 0.4));
+        data.extend(v.iter().map(|&v| (v - 0.3) / 0.4));
     }
     Ok(Array::from_vec(&[idx.len(), 1, SIZE, SIZE, SIZE], data)?)
 }
@@ -145,14 +208,16 @@ fn batch(vols: &[Vec<f32>], idx: &[usize]) -> Result<Array<f32>, DemoError> {
 /// Runs the demo: synthesise, train, evaluate on held-out volumes, and draw.
 pub fn run(opts: &VolumeOptions) -> Result<VolumeReport, DemoError> {
     if opts.train < 2 || opts.test < 2 {
-        return Err(DemoError::Data("need at least 2 training and 2 test volumes".into()));
+        return Err(DemoError::Data(
+            "need at least 2 training and 2 test volumes".into(),
+        ));
     }
     let mut rng = SplitMix::new(opts.seed);
     let (train_v, train_l) = dataset(&mut rng, opts.train, opts.noise);
     let (test_v, test_l) = dataset(&mut rng, opts.test, opts.noise);
     let mut net = network(&mut rng);
     let parameters = net.param_count();
-    let mut adam = Adam::new(3e-3);
+    let mut adam = Adam::new(1e-3);
     let bs = 16;
     let start = Instant::now();
     let mut epoch_loss = Vec::new();
@@ -168,7 +233,7 @@ pub fn run(opts: &VolumeOptions) -> Result<VolumeReport, DemoError> {
         let mut total = 0.0;
         let mut count = 0;
         for idx in order.chunks(bs) {
-            let x = batch(&train_v, idx)?;
+            let x = batch(&train_v, idx, Some(&mut rng))?;
             let labels: Vec<usize> = idx.iter().map(|&i| train_l[i]).collect();
             net.zero_grad();
             let y = net.forward(&x)?;
@@ -185,7 +250,7 @@ pub fn run(opts: &VolumeOptions) -> Result<VolumeReport, DemoError> {
     let mut confusion = [[0usize; 2]; 2];
     let all: Vec<usize> = (0..opts.test).collect();
     for idx in all.chunks(32) {
-        let y = net.forward(&batch(&test_v, idx)?)?;
+        let y = net.forward(&batch(&test_v, idx, None)?)?;
         for (row, &i) in y.data().chunks(2).zip(idx) {
             let pred = usize::from(row[1] > row[0]);
             confusion[test_l[i]][pred] += 1;
@@ -208,7 +273,11 @@ pub fn run(opts: &VolumeOptions) -> Result<VolumeReport, DemoError> {
 
 /// One row per volume: its middle slice along each axis (z, y, x), then the middle z slice of
 /// every first-layer feature map and of the first eight second-layer ones (after ReLU).
-fn save_picture(path: &Path, net: &mut Sequential<f32>, vols: &[Vec<f32>]) -> Result<(), DemoError> {
+fn save_picture(
+    path: &Path,
+    net: &mut Sequential<f32>,
+    vols: &[Vec<f32>],
+) -> Result<(), DemoError> {
     let scale = 4u32;
     let tile = SIZE as u32 * scale + 6;
     let (c1, c2) = (C1 as u32, 8u32);
@@ -219,22 +288,38 @@ fn save_picture(path: &Path, net: &mut Sequential<f32>, vols: &[Vec<f32>]) -> Re
         let top = r as u32 * tile + 3;
         let at = |z: usize, y: usize, x: usize| v[(z * SIZE + y) * SIZE + x];
         let slices: [Vec<f32>; 3] = [
-            (0..SIZE * SIZE).map(|i| at(m, i / SIZE, i % SIZE)).collect(),
-            (0..SIZE * SIZE).map(|i| at(i / SIZE, m, i % SIZE)).collect(),
-            (0..SIZE * SIZE).map(|i| at(i / SIZE, i % SIZE, m)).collect(),
+            (0..SIZE * SIZE)
+                .map(|i| at(m, i / SIZE, i % SIZE))
+                .collect(),
+            (0..SIZE * SIZE)
+                .map(|i| at(i / SIZE, m, i % SIZE))
+                .collect(),
+            (0..SIZE * SIZE)
+                .map(|i| at(i / SIZE, i % SIZE, m))
+                .collect(),
         ];
         for (k, s) in slices.iter().enumerate() {
             plot::heatmap(&mut img, s, SIZE, SIZE, k as u32 * tile + 3, top, scale);
         }
-        let outs = net.forward_all(&Array::from_vec(&[1, 1, SIZE, SIZE, SIZE], v.clone())?)?;
-        for (layer, (first, count, size)) in [(1usize, (3u32, c1, SIZE)), (4, (3 + c1, c2, SIZE / 2))] {
+        let outs = net.forward_all(&batch(std::slice::from_ref(v), &[0], None)?)?;
+        for (layer, (first, count, size)) in
+            [(1usize, (3u32, c1, SIZE)), (4, (3 + c1, c2, SIZE / 2))]
+        {
             let a = outs[layer].data();
             let plane = size * size;
             for ch in 0..count as usize {
                 let vol = &a[ch * size * plane..(ch + 1) * size * plane];
                 let s = &vol[size / 2 * plane..(size / 2 + 1) * plane];
                 let sc = scale * (SIZE / size) as u32;
-                plot::heatmap(&mut img, s, size, size, (first + ch as u32) * tile + 3, top, sc);
+                plot::heatmap(
+                    &mut img,
+                    s,
+                    size,
+                    size,
+                    (first + ch as u32) * tile + 3,
+                    top,
+                    sc,
+                );
             }
         }
     }
@@ -255,7 +340,15 @@ mod tests {
         assert_eq!(a, b);
         let mass = |label: usize| -> f64 {
             let mut rng = SplitMix::new(9);
-            (0..20).map(|_| synthesize(&mut rng, label, 0.0).iter().map(|&v| (v as f64 - 0.3).max(0.0)).sum::<f64>()).sum::<f64>() / 20.0
+            (0..20)
+                .map(|_| {
+                    synthesize(&mut rng, label, 0.0)
+                        .iter()
+                        .map(|&v| (v as f64 - 0.3).max(0.0))
+                        .sum::<f64>()
+                })
+                .sum::<f64>()
+                / 20.0
         };
         let (m0, m1) = (mass(0), mass(1));
         assert!((m0 / m1 - 1.0).abs() < 0.35, "{m0} vs {m1}");

@@ -53,10 +53,15 @@ pub trait Float:
     fn from_usize(v: usize) -> Self {
         Self::from_f64(v as f64)
     }
+    /// The values as `f32`, when `Self` is `f32`: lets generic ops hand `f32` work to the tuned
+    /// single-precision kernels.
+    fn as_f32(values: &[Self]) -> Option<&[f32]>;
+    /// Takes `f32` values back as `Self`, when `Self` is `f32`.
+    fn from_f32_vec(values: Vec<f32>) -> Option<Vec<Self>>;
 }
 
 macro_rules! impl_float {
-    ($t:ty) => {
+    ($t:ty, $as_f32:expr, $from_f32:expr) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -93,9 +98,15 @@ macro_rules! impl_float {
             fn min(self, other: Self) -> Self {
                 <$t>::min(self, other)
             }
+            fn as_f32(values: &[Self]) -> Option<&[f32]> {
+                ($as_f32)(values)
+            }
+            fn from_f32_vec(values: Vec<f32>) -> Option<Vec<Self>> {
+                ($from_f32)(values)
+            }
         }
     };
 }
 
-impl_float!(f32);
-impl_float!(f64);
+impl_float!(f32, Some, Some);
+impl_float!(f64, |_| None, |_| None);

@@ -94,8 +94,14 @@ impl<T: Float> Layer<T> for Conv<T> {
     fn backward(&mut self, grad_out: &Array<T>) -> Result<Array<T>, NnError> {
         let input = self.input.as_ref().ok_or_else(|| missing("conv"))?;
         let g = grad::conv_backward(&self.geometry, input, &self.weights, grad_out)?;
-        self.grad_weights.iter_mut().zip(&g.weights).for_each(|(a, &b)| *a += b);
-        self.grad_bias.iter_mut().zip(&g.bias).for_each(|(a, &b)| *a += b);
+        self.grad_weights
+            .iter_mut()
+            .zip(&g.weights)
+            .for_each(|(a, &b)| *a += b);
+        self.grad_bias
+            .iter_mut()
+            .zip(&g.bias)
+            .for_each(|(a, &b)| *a += b);
         Ok(g.input)
     }
 
@@ -148,7 +154,11 @@ impl<T: Float> Layer<T> for Relu<T> {
         g.data_mut()
             .iter_mut()
             .zip(input.data())
-            .for_each(|(g, &x)| if x <= T::ZERO { *g = T::ZERO });
+            .for_each(|(g, &x)| {
+                if x <= T::ZERO {
+                    *g = T::ZERO
+                }
+            });
         Ok(g)
     }
 
@@ -242,7 +252,7 @@ impl<T: Float> Layer<T> for Flatten {
     fn forward(&mut self, input: &Array<T>) -> Result<Array<T>, NnError> {
         self.input_dims = input.dims().to_vec();
         let n = input.dims().first().copied().unwrap_or(0);
-        let rest = if n == 0 { 0 } else { input.len() / n };
+        let rest = input.len().checked_div(n).unwrap_or(0);
         input.clone().reshape(&[n, rest])
     }
 
@@ -271,7 +281,9 @@ impl<T: Float> Dense<T> {
     /// A dense layer with He-initialised weights and zero bias.
     pub fn new(inputs: usize, outputs: usize, rng: &mut SplitMix) -> Self {
         let std = (2.0 / inputs.max(1) as f64).sqrt();
-        let weights = (0..inputs * outputs).map(|_| T::from_f64(rng.normal() * std)).collect();
+        let weights = (0..inputs * outputs)
+            .map(|_| T::from_f64(rng.normal() * std))
+            .collect();
         Self {
             inputs,
             outputs,
@@ -288,12 +300,23 @@ impl<T: Float> Layer<T> for Dense<T> {
     fn forward(&mut self, input: &Array<T>) -> Result<Array<T>, NnError> {
         let d = input.dims();
         if d.len() != 2 || d[1] != self.inputs {
-            return Err(NnError::shape("dense", format!("input {d:?}, expected [N, {}]", self.inputs)));
+            return Err(NnError::shape(
+                "dense",
+                format!("input {d:?}, expected [N, {}]", self.inputs),
+            ));
         }
         let n = d[0];
         let mut out = Array::zeros(&[n, self.outputs]);
-        for (o, x) in out.data_mut().chunks_mut(self.outputs).zip(input.data().chunks(self.inputs)) {
-            for ((v, w), &b) in o.iter_mut().zip(self.weights.chunks(self.inputs)).zip(&self.bias) {
+        for (o, x) in out
+            .data_mut()
+            .chunks_mut(self.outputs)
+            .zip(input.data().chunks(self.inputs))
+        {
+            for ((v, w), &b) in o
+                .iter_mut()
+                .zip(self.weights.chunks(self.inputs))
+                .zip(&self.bias)
+            {
                 *v = b + w.iter().zip(x).map(|(&a, &b)| a * b).sum::<T>();
             }
         }
@@ -304,7 +327,10 @@ impl<T: Float> Layer<T> for Dense<T> {
     fn backward(&mut self, grad_out: &Array<T>) -> Result<Array<T>, NnError> {
         let input = self.input.as_ref().ok_or_else(|| missing("dense"))?;
         if grad_out.dims() != [input.dims()[0], self.outputs] {
-            return Err(NnError::shape("dense backward", format!("gradient {:?}", grad_out.dims())));
+            return Err(NnError::shape(
+                "dense backward",
+                format!("gradient {:?}", grad_out.dims()),
+            ));
         }
         let mut dx = Array::zeros(input.dims());
         for ((g, x), d) in grad_out
@@ -416,12 +442,18 @@ impl<T: Float> Sequential<T> {
 
     /// All parameters concatenated (the flat vector L-BFGS works on).
     pub fn flat_params(&mut self) -> Vec<T> {
-        self.params().iter().flat_map(|p| p.value.iter().copied()).collect()
+        self.params()
+            .iter()
+            .flat_map(|p| p.value.iter().copied())
+            .collect()
     }
 
     /// All parameter gradients concatenated, in the order of [`Self::flat_params`].
     pub fn flat_grads(&mut self) -> Vec<T> {
-        self.params().iter().flat_map(|p| p.grad.iter().copied()).collect()
+        self.params()
+            .iter()
+            .flat_map(|p| p.grad.iter().copied())
+            .collect()
     }
 
     /// Sets all parameters from a flat vector in the order of [`Self::flat_params`].
@@ -429,7 +461,10 @@ impl<T: Float> Sequential<T> {
         let mut params = self.params();
         let total: usize = params.iter().map(|p| p.value.len()).sum();
         if total != values.len() {
-            return Err(NnError::shape("parameters", format!("{} values for {total} parameters", values.len())));
+            return Err(NnError::shape(
+                "parameters",
+                format!("{} values for {total} parameters", values.len()),
+            ));
         }
         let mut at = 0;
         for p in &mut params {
@@ -448,7 +483,10 @@ mod tests {
 
     fn net(rng: &mut SplitMix) -> Sequential<f64> {
         Sequential::new()
-            .push(Conv::new(ConvNd::new(1, 3, [3, 3]).with_padding([1, 1]), rng))
+            .push(Conv::new(
+                ConvNd::new(1, 3, [3, 3]).with_padding([1, 1]),
+                rng,
+            ))
             .push(Relu::new())
             .push(MaxPool::new(PoolNd::new([2, 2])))
             .push(Conv::new(ConvNd::new(3, 2, [3]).with_padding([1]), rng).reshaped_for_test())

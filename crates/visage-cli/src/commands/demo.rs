@@ -8,8 +8,8 @@ use visage_demos::{ekg, volume};
 
 use crate::args::{DemoArgs, DemoEkgArgs, DemoKind, DemoVolumeArgs};
 
-/// Where the EKG recording lies inside the shared data folder.
-const EKG_FILE: &str = "ekg/mitbih_208_360hz_mv.csv";
+/// Where the EKG recording lies inside the shared folder.
+const EKG_FILE: &str = "data/ekg/mitbih_208_360hz_mv.csv";
 
 /// Runs one demo.
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -29,26 +29,21 @@ fn pool(threads: usize) -> anyhow::Result<rayon::ThreadPool> {
         .context("cannot start the worker threads")
 }
 
-/// The recording from the flag, else `$VISAGE_DATA/ekg/...`, else `../shared/data/ekg/...`.
+/// The recording from the flag, else under `$VISAGE_SHARED` (default `../shared`), as the tests
+/// find their data.
 fn ekg_csv(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(p) = flag {
         return Ok(p);
     }
-    let mut tried = Vec::new();
-    if let Some(dir) = std::env::var_os("VISAGE_DATA") {
-        tried.push(PathBuf::from(dir).join(EKG_FILE));
-    }
-    tried.push(PathBuf::from("../shared/data").join(EKG_FILE));
-    if let Some(p) = tried.iter().find(|p| p.is_file()) {
-        return Ok(p.clone());
+    let shared =
+        std::env::var_os("VISAGE_SHARED").map_or_else(|| PathBuf::from("../shared"), PathBuf::from);
+    let path = shared.join(EKG_FILE);
+    if path.is_file() {
+        return Ok(path);
     }
     bail!(
-        "no EKG recording found (tried {}); pass --csv FILE or set VISAGE_DATA",
-        tried
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        "no EKG recording at {}; pass --csv FILE or set VISAGE_SHARED",
+        path.display()
     )
 }
 

@@ -10,6 +10,7 @@ mod faces;
 mod gallery;
 mod gallery_db;
 mod identify;
+mod inspect;
 mod models;
 mod verify;
 
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Classical(args) => classical::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Inspect(args) => inspect::run(args),
     }
 }
 

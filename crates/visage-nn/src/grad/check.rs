@@ -2,8 +2,17 @@
 
 /// The largest relative difference between `analytic` and the central-difference gradient of
 /// `f` at `x` (step `eps`), each difference scaled by `max(1, |numeric|, |analytic|)`.
-pub fn max_gradient_error(mut f: impl FnMut(&[f64]) -> f64, x: &[f64], analytic: &[f64], eps: f64) -> f64 {
-    assert_eq!(x.len(), analytic.len(), "one analytic derivative per variable");
+pub fn max_gradient_error(
+    mut f: impl FnMut(&[f64]) -> f64,
+    x: &[f64],
+    analytic: &[f64],
+    eps: f64,
+) -> f64 {
+    assert_eq!(
+        x.len(),
+        analytic.len(),
+        "one analytic derivative per variable"
+    );
     let mut probe = x.to_vec();
     let mut worst = 0.0f64;
     for i in 0..x.len() {

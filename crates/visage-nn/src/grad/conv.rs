@@ -10,9 +10,10 @@
 //! * weight gradient: `dW_g += dout_g x col_gᵀ`; bias gradient: the sum of `dout` per filter.
 //!
 //! Samples are shared out between threads when the batch is large enough; a single large sample
-//! uses the multi-threaded GEMM instead. For `f32` 2-D convolution without groups or dilation,
-//! [`fast_conv2d`] and [`fast_conv2d_input_grad`] use the tuned kernel of the face ResNet
-//! ([`crate::ops::Conv2d`]), so both paths share one implementation.
+//! uses the multi-threaded GEMM instead. Large `f32` 2-D convolutions without groups or dilation
+//! go to the tuned kernel of the face ResNet ([`crate::ops::Conv2d`]), forward and (stride 1)
+//! input gradient alike, through [`fast_conv2d`] and [`fast_conv2d_input_grad`]: one fast
+//! convolution serves inference and training.
 
 use rayon::prelude::*;
 
@@ -53,7 +54,11 @@ fn lift<const D: usize>(v: [usize; D], fill: usize) -> [usize; 3] {
 impl ConvNd {
     /// A convolution with `D` (1, 2 or 3) spatial dimensions, stride 1, no padding, dilation 1
     /// and one group; chain the `with_*` methods to change those.
-    pub fn new<const D: usize>(in_channels: usize, out_channels: usize, kernel: [usize; D]) -> Self {
+    pub fn new<const D: usize>(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: [usize; D],
+    ) -> Self {
         assert!((1..=3).contains(&D), "1, 2 or 3 spatial dimensions");
         Self {
             dims: D,
@@ -110,8 +115,8 @@ impl ConvNd {
             return Err(NnError::Unsupported(format!("{}-D convolution", self.dims)));
         }
         if self.groups == 0
-            || self.in_channels % self.groups != 0
-            || self.out_channels % self.groups != 0
+            || !self.in_channels.is_multiple_of(self.groups)
+            || !self.out_channels.is_multiple_of(self.groups)
         {
             return Err(NnError::shape(
                 what,
@@ -124,7 +129,10 @@ impl ConvNd {
         if input.len() != self.dims + 2 || input[1] != self.in_channels {
             return Err(NnError::shape(
                 what,
-                format!("input {input:?}, expected [N, {}, {}-D]", self.in_channels, self.dims),
+                format!(
+                    "input {input:?}, expected [N, {}, {}-D]",
+                    self.in_channels, self.dims
+                ),
             ));
         }
         let mut out = vec![input[0], self.out_channels];
@@ -138,7 +146,9 @@ impl ConvNd {
             if padded < span {
                 return Err(NnError::shape(
                     what,
-                    format!("axis of {len} (padded {padded}) is shorter than the filter span {span}"),
+                    format!(
+                        "axis of {len} (padded {padded}) is shorter than the filter span {span}"
+                    ),
                 ));
             }
             out.push((padded - span) / self.stride[ax] + 1);
@@ -157,7 +167,11 @@ impl ConvNd {
         if weights.len() != want {
             return Err(NnError::shape(
                 "conv",
-                format!("{} weights, expected {want} ({:?})", weights.len(), self.weight_dims()),
+                format!(
+                    "{} weights, expected {want} ({:?})",
+                    weights.len(),
+                    self.weight_dims()
+                ),
             ));
         }
         if let Some(b) = bias {
@@ -225,13 +239,18 @@ impl Plan {
                     for e in 0..kw {
                         let mut o = 0;
                         for z in 0..od {
-                            let zi = (z * g.stride[0] + a * g.dilation[0]) as isize - g.padding[0] as isize;
+                            let zi = (z * g.stride[0] + a * g.dilation[0]) as isize
+                                - g.padding[0] as isize;
                             for y in 0..oh {
-                                let yi = (y * g.stride[1] + b * g.dilation[1]) as isize - g.padding[1] as isize;
-                                let inside_zy = zi >= 0 && (zi as usize) < id && yi >= 0 && (yi as usize) < ih;
-                                let base = chan + (zi.max(0) as usize * ih + yi.max(0) as usize) * iw;
+                                let yi = (y * g.stride[1] + b * g.dilation[1]) as isize
+                                    - g.padding[1] as isize;
+                                let inside_zy =
+                                    zi >= 0 && (zi as usize) < id && yi >= 0 && (yi as usize) < ih;
+                                let base =
+                                    chan + (zi.max(0) as usize * ih + yi.max(0) as usize) * iw;
                                 for x in 0..ow {
-                                    let xi = (x * g.stride[2] + e * g.dilation[2]) as isize - g.padding[2] as isize;
+                                    let xi = (x * g.stride[2] + e * g.dilation[2]) as isize
+                                        - g.padding[2] as isize;
                                     let src = (inside_zy && xi >= 0 && (xi as usize) < iw)
                                         .then(|| base + xi as usize);
                                     f(row, o, src);
@@ -280,6 +299,9 @@ pub fn conv_forward<T: Float>(
 ) -> Result<Array<T>, NnError> {
     let (plan, out_dims) = Plan::new(geometry, input.dims())?;
     geometry.check_params(weights, bias)?;
+    if let Some(out) = fast_forward(&plan, input, weights, bias, &out_dims)? {
+        return Ok(out);
+    }
     let mut out = Array::zeros(&out_dims);
     let out_len = geometry.out_channels * plan.p;
     if out.is_empty() {
@@ -315,6 +337,94 @@ pub fn conv_forward<T: Float>(
     Ok(out)
 }
 
+/// Per sample, convolutions with at least this many multiply-adds go to the tuned `f32` kernel
+/// (below it, building that kernel's filter bank costs more than it saves).
+const FAST_MIN_MACS: usize = 1 << 22;
+
+/// Whether the tuned `f32` kernel computes this convolution (2-D, no groups, no dilation, large).
+fn fast_eligible(plan: &Plan) -> bool {
+    let g = &plan.g;
+    g.dims == 2
+        && g.groups == 1
+        && g.dilation == [1; 3]
+        && plan.kg * plan.p * g.out_channels >= FAST_MIN_MACS
+}
+
+fn as_tensor(dims: &[usize], data: &[f32]) -> Result<Tensor, NnError> {
+    Tensor::from_vec(
+        Shape::new(dims[0], dims[1], dims[2], dims[3]),
+        Layout::Nchw,
+        data.to_vec(),
+    )
+}
+
+fn from_tensor<T: Float>(t: Tensor, dims: &[usize]) -> Result<Option<Array<T>>, NnError> {
+    Ok(match T::from_f32_vec(t.into_vec()) {
+        Some(v) => Some(Array::from_vec(dims, v)?),
+        None => None,
+    })
+}
+
+/// The forward pass on the face ResNet's kernel, when `T` is `f32` and [`fast_eligible`].
+fn fast_forward<T: Float>(
+    plan: &Plan,
+    input: &Array<T>,
+    weights: &[T],
+    bias: Option<&[T]>,
+    out_dims: &[usize],
+) -> Result<Option<Array<T>>, NnError> {
+    if !fast_eligible(plan) {
+        return Ok(None);
+    }
+    let (Some(x), Some(w)) = (T::as_f32(input.data()), T::as_f32(weights)) else {
+        return Ok(None);
+    };
+    let b = match bias {
+        Some(b) => T::as_f32(b).map(<[f32]>::to_vec),
+        None => Some(vec![0.0; plan.g.out_channels]),
+    };
+    let Some(b) = b else { return Ok(None) };
+    let conv = fast_conv2d(&plan.g, w, &b)?;
+    let mut out = Tensor::default();
+    conv.forward(
+        &as_tensor(input.dims(), x)?,
+        &mut out,
+        Activation::Identity,
+        &mut ConvScratch::default(),
+    )?;
+    from_tensor(out, out_dims)
+}
+
+/// The input gradient on the face ResNet's kernel, when `T` is `f32`, [`fast_eligible`] and the
+/// stride is 1 (see [`fast_conv2d_input_grad`]).
+fn fast_input_grad<T: Float>(
+    plan: &Plan,
+    input: &Array<T>,
+    weights: &[T],
+    grad_out: &Array<T>,
+) -> Result<Option<Array<T>>, NnError> {
+    let g = &plan.g;
+    if !fast_eligible(plan)
+        || g.stride != [1; 3]
+        || g.padding[1] >= g.kernel[1]
+        || g.padding[2] >= g.kernel[2]
+    {
+        return Ok(None);
+    }
+    let (Some(w), Some(dy)) = (T::as_f32(weights), T::as_f32(grad_out.data())) else {
+        return Ok(None);
+    };
+    let conv = fast_conv2d_input_grad(g, w)?;
+    let mut out = Tensor::default();
+    conv.forward(
+        &as_tensor(grad_out.dims(), dy)?,
+        &mut out,
+        Activation::Identity,
+        &mut ConvScratch::default(),
+    )?;
+    from_tensor(out, input.dims())
+}
+
 /// Gradients of a convolution with respect to its input, weights and bias.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConvGrads<T> {
@@ -339,9 +449,14 @@ pub fn conv_backward<T: Float>(
     if grad_out.dims() != out_dims.as_slice() {
         return Err(NnError::shape(
             "conv backward",
-            format!("output gradient {:?}, expected {out_dims:?}", grad_out.dims()),
+            format!(
+                "output gradient {:?}, expected {out_dims:?}",
+                grad_out.dims()
+            ),
         ));
     }
+    let fast_dx = fast_input_grad(&plan, input, weights, grad_out)?;
+    let need_dx = fast_dx.is_none();
     let mut dx = Array::zeros(input.dims());
     let out_len = geometry.out_channels * plan.p;
     let wlen = weights.len();
@@ -385,14 +500,16 @@ pub fn conv_backward<T: Float>(
                         true,
                         single,
                     );
-                    matmul(
-                        &mut dcol,
-                        View::new(&weights[wr], plan.fg, plan.kg).t(),
-                        dyg,
-                        false,
-                        single,
-                    );
-                    plan.col2im(&dcol, grp, dxs);
+                    if need_dx {
+                        matmul(
+                            &mut dcol,
+                            View::new(&weights[wr], plan.fg, plan.kg).t(),
+                            dyg,
+                            false,
+                            single,
+                        );
+                        plan.col2im(&dcol, grp, dxs);
+                    }
                 }
             }
             dw
@@ -409,27 +526,42 @@ pub fn conv_backward<T: Float>(
         }
     }
     Ok(ConvGrads {
-        input: dx,
+        input: fast_dx.unwrap_or(dx),
         weights: dw,
         bias: db,
     })
 }
 
 /// 1-D convolution of `[N, C, L]` with `[F, C / groups, k]` filters; see [`conv_forward`].
-pub fn conv1d<T: Float>(g: &ConvNd, x: &Array<T>, w: &[T], b: Option<&[T]>) -> Result<Array<T>, NnError> {
+pub fn conv1d<T: Float>(
+    g: &ConvNd,
+    x: &Array<T>,
+    w: &[T],
+    b: Option<&[T]>,
+) -> Result<Array<T>, NnError> {
     expect_dims(g, 1)?;
     conv_forward(g, x, w, b)
 }
 
 /// 2-D convolution of `[N, C, H, W]` with `[F, C / groups, kh, kw]` filters; see [`conv_forward`].
-pub fn conv2d<T: Float>(g: &ConvNd, x: &Array<T>, w: &[T], b: Option<&[T]>) -> Result<Array<T>, NnError> {
+pub fn conv2d<T: Float>(
+    g: &ConvNd,
+    x: &Array<T>,
+    w: &[T],
+    b: Option<&[T]>,
+) -> Result<Array<T>, NnError> {
     expect_dims(g, 2)?;
     conv_forward(g, x, w, b)
 }
 
 /// 3-D convolution of `[N, C, D, H, W]` with `[F, C / groups, kd, kh, kw]` filters; see
 /// [`conv_forward`].
-pub fn conv3d<T: Float>(g: &ConvNd, x: &Array<T>, w: &[T], b: Option<&[T]>) -> Result<Array<T>, NnError> {
+pub fn conv3d<T: Float>(
+    g: &ConvNd,
+    x: &Array<T>,
+    w: &[T],
+    b: Option<&[T]>,
+) -> Result<Array<T>, NnError> {
     expect_dims(g, 3)?;
     conv_forward(g, x, w, b)
 }
@@ -438,7 +570,10 @@ fn expect_dims(g: &ConvNd, dims: usize) -> Result<(), NnError> {
     if g.dims == dims {
         Ok(())
     } else {
-        Err(NnError::shape("conv", format!("a {}-D geometry given to conv{dims}d", g.dims)))
+        Err(NnError::shape(
+            "conv",
+            format!("a {}-D geometry given to conv{dims}d", g.dims),
+        ))
     }
 }
 
@@ -501,12 +636,23 @@ fn fast_spec(g: &ConvNd) -> Result<ConvSpec, NnError> {
 }
 
 /// Runs a tuned [`Conv2d`] on an `f32` array `[N, C, H, W]`.
-pub fn run_fast(conv: &Conv2d, input: &Array<f32>, scratch: &mut ConvScratch) -> Result<Array<f32>, NnError> {
+pub fn run_fast(
+    conv: &Conv2d,
+    input: &Array<f32>,
+    scratch: &mut ConvScratch,
+) -> Result<Array<f32>, NnError> {
     let d = input.dims();
     if d.len() != 4 {
-        return Err(NnError::shape("conv", format!("input {d:?} is not [N, C, H, W]")));
+        return Err(NnError::shape(
+            "conv",
+            format!("input {d:?} is not [N, C, H, W]"),
+        ));
     }
-    let t = Tensor::from_vec(Shape::new(d[0], d[1], d[2], d[3]), Layout::Nchw, input.data().to_vec())?;
+    let t = Tensor::from_vec(
+        Shape::new(d[0], d[1], d[2], d[3]),
+        Layout::Nchw,
+        input.data().to_vec(),
+    )?;
     let mut out = Tensor::default();
     conv.forward(&t, &mut out, Activation::Identity, scratch)?;
     let s = out.shape();
@@ -538,14 +684,34 @@ mod tests {
                                 for a in 0..k[0] {
                                     for bb in 0..k[1] {
                                         for e in 0..k[2] {
-                                            let zi = (z * g.stride[0] + a * g.dilation[0]) as isize - g.padding[0] as isize;
-                                            let yi = (y * g.stride[1] + bb * g.dilation[1]) as isize - g.padding[1] as isize;
-                                            let xi = (xo * g.stride[2] + e * g.dilation[2]) as isize - g.padding[2] as isize;
-                                            if zi < 0 || yi < 0 || xi < 0 || zi as usize >= is[0] || yi as usize >= is[1] || xi as usize >= is[2] {
+                                            let zi = (z * g.stride[0] + a * g.dilation[0]) as isize
+                                                - g.padding[0] as isize;
+                                            let yi = (y * g.stride[1] + bb * g.dilation[1])
+                                                as isize
+                                                - g.padding[1] as isize;
+                                            let xi = (xo * g.stride[2] + e * g.dilation[2])
+                                                as isize
+                                                - g.padding[2] as isize;
+                                            if zi < 0
+                                                || yi < 0
+                                                || xi < 0
+                                                || zi as usize >= is[0]
+                                                || yi as usize >= is[1]
+                                                || xi as usize >= is[2]
+                                            {
                                                 continue;
                                             }
-                                            let xv = x.data()[(((n * g.in_channels + grp * cg + c) * is[0] + zi as usize) * is[1] + yi as usize) * is[2] + xi as usize];
-                                            let wv = w[(((f * cg + c) * k[0] + a) * k[1] + bb) * k[2] + e];
+                                            let xv =
+                                                x.data()[(((n * g.in_channels + grp * cg + c)
+                                                    * is[0]
+                                                    + zi as usize)
+                                                    * is[1]
+                                                    + yi as usize)
+                                                    * is[2]
+                                                    + xi as usize];
+                                            let wv = w[(((f * cg + c) * k[0] + a) * k[1] + bb)
+                                                * k[2]
+                                                + e];
                                             s += xv * wv;
                                         }
                                     }
@@ -561,7 +727,12 @@ mod tests {
         out
     }
 
-    fn random_case(g: &ConvNd, n: usize, spatial: &[usize], seed: u64) -> (Array<f64>, Vec<f64>, Vec<f64>) {
+    fn random_case(
+        g: &ConvNd,
+        n: usize,
+        spatial: &[usize],
+        seed: u64,
+    ) -> (Array<f64>, Vec<f64>, Vec<f64>) {
         let mut rng = SplitMix::new(seed);
         let mut dims = vec![n, g.in_channels];
         dims.extend_from_slice(spatial);
@@ -583,7 +754,10 @@ mod tests {
         // The f32 kernels agree too.
         let got32 = conv_forward(g, &x.cast::<f32>(), &to32(&w), Some(&to32(&b))).unwrap();
         for (a, e) in got32.data().iter().zip(want.data()) {
-            assert!((*a as f64 - e).abs() < 1e-4 * (1.0 + e.abs()), "f32 {a} vs {e}");
+            assert!(
+                (*a as f64 - e).abs() < 1e-4 * (1.0 + e.abs()),
+                "f32 {a} vs {e}"
+            );
         }
     }
 
@@ -595,7 +769,8 @@ mod tests {
     fn check_backward(g: &ConvNd, n: usize, spatial: &[usize]) {
         let (x, w, b) = random_case(g, n, spatial, 11);
         let out_dims = g.output_dims(x.dims()).unwrap();
-        let r = Array::from_vec(&out_dims, SplitMix::new(3).vec(out_dims.iter().product())).unwrap();
+        let r =
+            Array::from_vec(&out_dims, SplitMix::new(3).vec(out_dims.iter().product())).unwrap();
         let grads = conv_backward(g, &x, &w, &r).unwrap();
         let loss = |x: &Array<f64>, w: &[f64], b: &[f64]| -> f64 {
             let y = conv_forward(g, x, w, Some(b)).unwrap();
@@ -627,7 +802,10 @@ mod tests {
                 let g = ConvNd::new(c, f, [5, 5, 5]);
                 let w = vec![0.0; f * g.taps()];
                 let x = Array::<f32>::zeros(&[1, c, 14, 14, 14]);
-                assert_eq!(conv3d(&g, &x, &w, None).unwrap().dims(), &[1, f, 10, 10, 10]);
+                assert_eq!(
+                    conv3d(&g, &x, &w, None).unwrap().dims(),
+                    &[1, f, 10, 10, 10]
+                );
             }
         }
     }
@@ -643,7 +821,10 @@ mod tests {
     fn conv1d_forward_and_gradients() {
         for g in [
             ConvNd::new(2, 3, [5]),
-            ConvNd::new(2, 4, [3]).with_stride([2]).with_padding([2]).with_dilation([2]),
+            ConvNd::new(2, 4, [3])
+                .with_stride([2])
+                .with_padding([2])
+                .with_dilation([2]),
             ConvNd::new(4, 6, [3]).with_groups(2).with_padding([1]),
         ] {
             check_forward(&g, 3, &[14]);
@@ -655,8 +836,13 @@ mod tests {
     fn conv2d_forward_and_gradients() {
         for g in [
             ConvNd::new(2, 3, [5, 5]),
-            ConvNd::new(2, 2, [3, 2]).with_stride([2, 1]).with_padding([1, 2]).with_dilation([1, 2]),
-            ConvNd::new(4, 4, [3, 3]).with_groups(4).with_padding([1, 1]),
+            ConvNd::new(2, 2, [3, 2])
+                .with_stride([2, 1])
+                .with_padding([1, 2])
+                .with_dilation([1, 2]),
+            ConvNd::new(4, 4, [3, 3])
+                .with_groups(4)
+                .with_padding([1, 1]),
         ] {
             check_forward(&g, 2, &[9, 8]);
             check_backward(&g, 2, &[7, 6]);
@@ -667,8 +853,13 @@ mod tests {
     fn conv3d_forward_and_gradients() {
         for g in [
             ConvNd::new(1, 2, [3, 3, 3]),
-            ConvNd::new(2, 2, [2, 3, 2]).with_stride([2, 1, 2]).with_padding([1, 0, 1]).with_dilation([1, 2, 1]),
-            ConvNd::new(2, 4, [3, 3, 3]).with_groups(2).with_padding([1, 1, 1]),
+            ConvNd::new(2, 2, [2, 3, 2])
+                .with_stride([2, 1, 2])
+                .with_padding([1, 0, 1])
+                .with_dilation([1, 2, 1]),
+            ConvNd::new(2, 4, [3, 3, 3])
+                .with_groups(2)
+                .with_padding([1, 1, 1]),
         ] {
             check_forward(&g, 2, &[6, 7, 5]);
             check_backward(&g, 1, &[5, 5, 4]);
@@ -687,11 +878,40 @@ mod tests {
         assert!(g.output_dims(&[1, 3, 4, 4]).is_err());
     }
 
+    /// Large `f32` convolutions take the tuned kernel inside `conv_forward`/`conv_backward`;
+    /// the same call in `f64` takes the generic one.
+    #[test]
+    fn large_f32_convolutions_agree_with_f64() {
+        let mut rng = SplitMix::new(8);
+        let g = ConvNd::new(16, 32, [3, 3]).with_padding([1, 1]);
+        let dims = [1, 16, 48, 48];
+        let x = Array::from_vec(&dims, rng.vec(16 * 48 * 48)).unwrap();
+        let (w, b) = (rng.vec(32 * g.taps()), rng.vec(32));
+        let (plan, out_dims) = Plan::new(&g, &dims).unwrap();
+        assert!(fast_eligible(&plan));
+        let y64 = conv_forward(&g, &x, &w, Some(&b)).unwrap();
+        let y32 = conv_forward(&g, &x.cast::<f32>(), &to32(&w), Some(&to32(&b))).unwrap();
+        for (a, e) in y32.data().iter().zip(y64.data()) {
+            assert!((*a as f64 - e).abs() < 1e-3, "{a} vs {e}");
+        }
+        let dy = Array::from_vec(&out_dims, rng.vec(out_dims.iter().product())).unwrap();
+        let g64 = conv_backward(&g, &x, &w, &dy).unwrap();
+        let g32 = conv_backward(&g, &x.cast::<f32>(), &to32(&w), &dy.cast::<f32>()).unwrap();
+        for (a, e) in g32.input.data().iter().zip(g64.input.data()) {
+            assert!((*a as f64 - e).abs() < 1e-3, "{a} vs {e}");
+        }
+        for (a, e) in g32.weights.iter().zip(&g64.weights) {
+            assert!((*a as f64 - e).abs() < 1e-2 * (1.0 + e.abs()), "{a} vs {e}");
+        }
+    }
+
     #[test]
     fn fast_kernels_agree_with_generic() {
         let mut rng = SplitMix::new(5);
         let g = ConvNd::new(5, 7, [3, 3]).with_padding([1, 1]);
-        let x = Array::from_vec(&[2, 5, 12, 11], rng.vec(2 * 5 * 132)).unwrap().cast::<f32>();
+        let x = Array::from_vec(&[2, 5, 12, 11], rng.vec(2 * 5 * 132))
+            .unwrap()
+            .cast::<f32>();
         let w = to32(&rng.vec(7 * g.taps()));
         let b = to32(&rng.vec(7));
         let mut scratch = ConvScratch::default();

@@ -56,7 +56,10 @@ pub(crate) fn matmul<T: Float>(
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
-    assert!(dst.len() >= m * n && a.fits() && b.fits(), "matrix out of bounds");
+    assert!(
+        dst.len() >= m * n && a.fits() && b.fits(),
+        "matrix out of bounds"
+    );
     if m == 0 || n == 0 {
         return;
     }

@@ -12,7 +12,11 @@ pub fn gram<T: Float>(features: &Array<T>) -> Result<Array<T>, NnError> {
     let (n, c, p) = split(features.dims())?;
     let mut out = Array::zeros(&[n, c, c]);
     let scale = T::ONE / T::from_usize((c * p).max(1));
-    for (g, f) in out.data_mut().chunks_mut(c * c).zip(features.data().chunks(c * p)) {
+    for (g, f) in out
+        .data_mut()
+        .chunks_mut(c * c)
+        .zip(features.data().chunks(c * p))
+    {
         let fv = View::new(f, c, p);
         matmul(g, fv, fv.t(), false, true);
         g.iter_mut().for_each(|v| *v *= scale);
@@ -21,10 +25,16 @@ pub fn gram<T: Float>(features: &Array<T>) -> Result<Array<T>, NnError> {
 }
 
 /// Gradient of [`gram`] with respect to the features: `dF = (dG + dGᵀ) F / (C * P)`.
-pub fn gram_backward<T: Float>(features: &Array<T>, grad_gram: &Array<T>) -> Result<Array<T>, NnError> {
+pub fn gram_backward<T: Float>(
+    features: &Array<T>,
+    grad_gram: &Array<T>,
+) -> Result<Array<T>, NnError> {
     let (n, c, p) = split(features.dims())?;
     if grad_gram.dims() != [n, c, c] {
-        return Err(NnError::shape("gram backward", format!("gradient {:?}, expected [{n}, {c}, {c}]", grad_gram.dims())));
+        return Err(NnError::shape(
+            "gram backward",
+            format!("gradient {:?}, expected [{n}, {c}, {c}]", grad_gram.dims()),
+        ));
     }
     let mut dx = Array::zeros(features.dims());
     let scale = T::ONE / T::from_usize((c * p).max(1));
@@ -47,7 +57,10 @@ pub fn gram_backward<T: Float>(features: &Array<T>, grad_gram: &Array<T>) -> Res
 
 fn split(dims: &[usize]) -> Result<(usize, usize, usize), NnError> {
     if dims.len() < 3 {
-        return Err(NnError::shape("gram", format!("features {dims:?} are not [N, C, spatial...]")));
+        return Err(NnError::shape(
+            "gram",
+            format!("features {dims:?} are not [N, C, spatial...]"),
+        ));
     }
     Ok((dims[0], dims[1], dims[2..].iter().product()))
 }
@@ -65,7 +78,9 @@ mod tests {
         for n in 0..2 {
             for i in 0..3 {
                 for j in 0..3 {
-                    let s: f64 = (0..20).map(|k| x.data()[(n * 3 + i) * 20 + k] * x.data()[(n * 3 + j) * 20 + k]).sum();
+                    let s: f64 = (0..20)
+                        .map(|k| x.data()[(n * 3 + i) * 20 + k] * x.data()[(n * 3 + j) * 20 + k])
+                        .sum();
                     assert!((g.data()[(n * 3 + i) * 3 + j] - s / 60.0).abs() < 1e-12);
                 }
             }

@@ -8,7 +8,10 @@ use crate::{Float, NnError};
 
 fn same_dims<T: Float>(what: &str, a: &Array<T>, b: &Array<T>) -> Result<(), NnError> {
     if a.dims() != b.dims() {
-        return Err(NnError::shape(what, format!("{:?} vs {:?}", a.dims(), b.dims())));
+        return Err(NnError::shape(
+            what,
+            format!("{:?} vs {:?}", a.dims(), b.dims()),
+        ));
     }
     Ok(())
 }
@@ -19,7 +22,12 @@ pub fn mse<T: Float>(pred: &Array<T>, target: &Array<T>) -> Result<(T, Array<T>)
     let n = T::from_usize(pred.len().max(1));
     let mut grad = Array::zeros(pred.dims());
     let mut total = T::ZERO;
-    for ((g, &p), &t) in grad.data_mut().iter_mut().zip(pred.data()).zip(target.data()) {
+    for ((g, &p), &t) in grad
+        .data_mut()
+        .iter_mut()
+        .zip(pred.data())
+        .zip(target.data())
+    {
         let d = p - t;
         total += d * d;
         *g = T::from_f64(2.0) * d / n;
@@ -38,7 +46,12 @@ pub fn bce_with_logits<T: Float>(
     let n = T::from_usize(logits.len().max(1));
     let mut grad = Array::zeros(logits.dims());
     let mut total = T::ZERO;
-    for ((g, &z), &y) in grad.data_mut().iter_mut().zip(logits.data()).zip(targets.data()) {
+    for ((g, &z), &y) in grad
+        .data_mut()
+        .iter_mut()
+        .zip(logits.data())
+        .zip(targets.data())
+    {
         // log(1 + e^-|z|) never overflows; the rest is exact algebra.
         let softplus_neg = (T::ONE + (-z.abs()).exp()).ln();
         let log_p = -(softplus_neg + (-z).max(T::ZERO)); // log σ(z)
@@ -60,13 +73,21 @@ pub fn softmax_cross_entropy<T: Float>(
 ) -> Result<(T, Array<T>), NnError> {
     let d = logits.dims();
     if d.len() != 2 || d[0] != labels.len() {
-        return Err(NnError::shape("softmax cross-entropy", format!("logits {d:?} for {} labels", labels.len())));
+        return Err(NnError::shape(
+            "softmax cross-entropy",
+            format!("logits {d:?} for {} labels", labels.len()),
+        ));
     }
     let (n, k) = (d[0], d[1]);
     let mut grad = Array::zeros(d);
     let mut total = T::ZERO;
     let nn = T::from_usize(n.max(1));
-    for ((z, g), &label) in logits.data().chunks(k).zip(grad.data_mut().chunks_mut(k)).zip(labels) {
+    for ((z, g), &label) in logits
+        .data()
+        .chunks(k)
+        .zip(grad.data_mut().chunks_mut(k))
+        .zip(labels)
+    {
         if label >= k {
             return Err(NnError::Input(format!("label {label} for {k} classes")));
         }
@@ -105,7 +126,10 @@ pub fn triplet<T: Float>(
     same_dims("triplet", anchor, negative)?;
     let d = anchor.dims();
     if d.len() != 2 {
-        return Err(NnError::shape("triplet", format!("embeddings {d:?} are not [N, D]")));
+        return Err(NnError::shape(
+            "triplet",
+            format!("embeddings {d:?} are not [N, D]"),
+        ));
     }
     let (n, dim) = (d[0], d[1]);
     let nn = T::from_usize(n.max(1));
@@ -116,7 +140,11 @@ pub fn triplet<T: Float>(
     let two = T::from_f64(2.0);
     for i in 0..n {
         let r = i * dim..(i + 1) * dim;
-        let (a, p, q) = (&anchor.data()[r.clone()], &positive.data()[r.clone()], &negative.data()[r.clone()]);
+        let (a, p, q) = (
+            &anchor.data()[r.clone()],
+            &positive.data()[r.clone()],
+            &negative.data()[r.clone()],
+        );
         let dp: T = a.iter().zip(p).map(|(&x, &y)| (x - y) * (x - y)).sum();
         let dn: T = a.iter().zip(q).map(|(&x, &y)| (x - y) * (x - y)).sum();
         let l = dp - dn + margin;
@@ -153,9 +181,24 @@ mod tests {
     fn mse_value_and_gradient() {
         let (p, t) = (arr(&[3, 4], 1), arr(&[3, 4], 2));
         let (v, g) = mse(&p, &t).unwrap();
-        let want: f64 = p.data().iter().zip(t.data()).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / 12.0;
+        let want: f64 = p
+            .data()
+            .iter()
+            .zip(t.data())
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>()
+            / 12.0;
         assert!((v - want).abs() < 1e-12);
-        let e = max_gradient_error(|x| mse(&Array::from_vec(&[3, 4], x.to_vec()).unwrap(), &t).unwrap().0, p.data(), g.data(), 1e-6);
+        let e = max_gradient_error(
+            |x| {
+                mse(&Array::from_vec(&[3, 4], x.to_vec()).unwrap(), &t)
+                    .unwrap()
+                    .0
+            },
+            p.data(),
+            g.data(),
+            1e-6,
+        );
         assert!(e < 1e-8, "{e}");
     }
 
@@ -176,7 +219,16 @@ mod tests {
                 .sum::<f64>()
                 / 10.0;
             assert!((v - want).abs() < 1e-12);
-            let e = max_gradient_error(|x| bce_with_logits(&Array::from_vec(&[2, 5], x.to_vec()).unwrap(), &y, w).unwrap().0, z.data(), g.data(), 1e-6);
+            let e = max_gradient_error(
+                |x| {
+                    bce_with_logits(&Array::from_vec(&[2, 5], x.to_vec()).unwrap(), &y, w)
+                        .unwrap()
+                        .0
+                },
+                z.data(),
+                g.data(),
+                1e-6,
+            );
             assert!(e < 1e-8, "{e}");
         }
         // Huge logits stay finite.
@@ -196,7 +248,16 @@ mod tests {
             want -= (row[l].exp() / s).ln();
         }
         assert!((v - want / 3.0).abs() < 1e-12);
-        let e = max_gradient_error(|x| softmax_cross_entropy(&Array::from_vec(&[3, 4], x.to_vec()).unwrap(), &labels).unwrap().0, z.data(), g.data(), 1e-6);
+        let e = max_gradient_error(
+            |x| {
+                softmax_cross_entropy(&Array::from_vec(&[3, 4], x.to_vec()).unwrap(), &labels)
+                    .unwrap()
+                    .0
+            },
+            z.data(),
+            g.data(),
+            1e-6,
+        );
         assert!(e < 1e-8, "{e}");
         assert!(softmax_cross_entropy(&z, &[0, 4, 1]).is_err());
     }
@@ -209,8 +270,16 @@ mod tests {
         let mut want = 0.0;
         for i in 0..4 {
             let r = i * 3..i * 3 + 3;
-            let dp: f64 = a.data()[r.clone()].iter().zip(&p.data()[r.clone()]).map(|(x, y)| (x - y).powi(2)).sum();
-            let dn: f64 = a.data()[r.clone()].iter().zip(&n.data()[r]).map(|(x, y)| (x - y).powi(2)).sum();
+            let dp: f64 = a.data()[r.clone()]
+                .iter()
+                .zip(&p.data()[r.clone()])
+                .map(|(x, y)| (x - y).powi(2))
+                .sum();
+            let dn: f64 = a.data()[r.clone()]
+                .iter()
+                .zip(&n.data()[r])
+                .map(|(x, y)| (x - y).powi(2))
+                .sum();
             want += (dp - dn + margin).max(0.0);
         }
         assert!((v - want / 4.0).abs() < 1e-12);
@@ -218,9 +287,24 @@ mod tests {
             let m = |v: &[f64]| Array::from_vec(&[4, 3], v.to_vec()).unwrap();
             triplet(&m(a), &m(p), &m(n), margin).unwrap().0
         };
-        let e1 = max_gradient_error(|x| f(x, p.data(), n.data()), a.data(), g.anchor.data(), 1e-6);
-        let e2 = max_gradient_error(|x| f(a.data(), x, n.data()), p.data(), g.positive.data(), 1e-6);
-        let e3 = max_gradient_error(|x| f(a.data(), p.data(), x), n.data(), g.negative.data(), 1e-6);
+        let e1 = max_gradient_error(
+            |x| f(x, p.data(), n.data()),
+            a.data(),
+            g.anchor.data(),
+            1e-6,
+        );
+        let e2 = max_gradient_error(
+            |x| f(a.data(), x, n.data()),
+            p.data(),
+            g.positive.data(),
+            1e-6,
+        );
+        let e3 = max_gradient_error(
+            |x| f(a.data(), p.data(), x),
+            n.data(),
+            g.negative.data(),
+            1e-6,
+        );
         assert!(e1 < 1e-7 && e2 < 1e-7 && e3 < 1e-7, "{e1} {e2} {e3}");
     }
 }

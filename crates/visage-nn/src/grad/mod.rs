@@ -6,8 +6,10 @@
 //! * [`pool`]: max and average pooling in 1, 2 and 3 dimensions;
 //! * [`gram`]: Gram matrices; [`tv`]: total variation;
 //! * [`loss`]: MSE, binary cross-entropy with logits, softmax cross-entropy, triplet loss.
+//! * [`burn_bridge`]: copies to and from burn tensors; its tests check convolution against burn.
 
 pub mod array;
+pub mod burn_bridge;
 pub mod check;
 pub mod conv;
 mod gemm;

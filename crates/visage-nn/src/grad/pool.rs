@@ -148,13 +148,21 @@ pub fn max_pool_backward<T: Float>(
     grad_out: &Array<T>,
 ) -> Result<Array<T>, NnError> {
     if argmax.len() != grad_out.len() {
-        return Err(NnError::shape("max pool backward", "one winner per output gradient"));
+        return Err(NnError::shape(
+            "max pool backward",
+            "one winner per output gradient",
+        ));
     }
     let mut dx = Array::zeros(input_dims);
     for (&i, &g) in argmax.iter().zip(grad_out.data()) {
         match dx.data_mut().get_mut(i) {
             Some(v) => *v += g,
-            None => return Err(NnError::shape("max pool backward", "winner outside the input")),
+            None => {
+                return Err(NnError::shape(
+                    "max pool backward",
+                    "winner outside the input",
+                ))
+            }
         }
     }
     Ok(dx)
@@ -188,7 +196,10 @@ pub fn avg_pool_backward<T: Float>(
 ) -> Result<Array<T>, NnError> {
     let od = p.output_dims(input_dims)?;
     if grad_out.dims() != od.as_slice() {
-        return Err(NnError::shape("avg pool backward", format!("gradient {:?}, expected {od:?}", grad_out.dims())));
+        return Err(NnError::shape(
+            "avg pool backward",
+            format!("gradient {:?}, expected {od:?}", grad_out.dims()),
+        ));
     }
     let (is, os) = (p.spatial(input_dims), p.spatial(&od));
     let (il, ol) = (is.iter().product::<usize>(), os.iter().product::<usize>());
@@ -216,11 +227,22 @@ mod tests {
     fn cases() -> Vec<(PoolNd, Vec<usize>)> {
         vec![
             (PoolNd::new([2]), vec![2, 3, 14]),
-            (PoolNd::new([3]).with_stride([2]).with_padding([1]), vec![1, 2, 11]),
+            (
+                PoolNd::new([3]).with_stride([2]).with_padding([1]),
+                vec![1, 2, 11],
+            ),
             (PoolNd::new([2, 2]), vec![2, 2, 14, 14]),
-            (PoolNd::new([3, 2]).with_stride([2, 1]).with_padding([1, 1]), vec![1, 2, 7, 6]),
+            (
+                PoolNd::new([3, 2]).with_stride([2, 1]).with_padding([1, 1]),
+                vec![1, 2, 7, 6],
+            ),
             (PoolNd::new([2, 2, 2]), vec![1, 2, 6, 6, 4]),
-            (PoolNd::new([3, 3, 3]).with_stride([2, 2, 2]).with_padding([1, 1, 1]), vec![1, 1, 5, 6, 5]),
+            (
+                PoolNd::new([3, 3, 3])
+                    .with_stride([2, 2, 2])
+                    .with_padding([1, 1, 1]),
+                vec![1, 1, 5, 6, 5],
+            ),
         ]
     }
 
@@ -240,9 +262,20 @@ mod tests {
                                 for c in 0..p.kernel[2] {
                                     let zi = (z * p.stride[0] + a) as isize - p.padding[0] as isize;
                                     let yi = (y * p.stride[1] + b) as isize - p.padding[1] as isize;
-                                    let xi = (xo * p.stride[2] + c) as isize - p.padding[2] as isize;
-                                    if zi >= 0 && yi >= 0 && xi >= 0 && (zi as usize) < is[0] && (yi as usize) < is[1] && (xi as usize) < is[2] {
-                                        vals.push(x.data()[plane * il + ((zi as usize * is[1]) + yi as usize) * is[2] + xi as usize]);
+                                    let xi =
+                                        (xo * p.stride[2] + c) as isize - p.padding[2] as isize;
+                                    if zi >= 0
+                                        && yi >= 0
+                                        && xi >= 0
+                                        && (zi as usize) < is[0]
+                                        && (yi as usize) < is[1]
+                                        && (xi as usize) < is[2]
+                                    {
+                                        vals.push(
+                                            x.data()[plane * il
+                                                + ((zi as usize * is[1]) + yi as usize) * is[2]
+                                                + xi as usize],
+                                        );
                                     }
                                 }
                             }
@@ -275,7 +308,10 @@ mod tests {
     #[test]
     fn lecture_pool_shapes() {
         let x = Array::<f32>::zeros(&[1, 4, 10, 10, 10]);
-        assert_eq!(max_pool(&PoolNd::new([2, 2, 2]), &x).unwrap().0.dims(), &[1, 4, 5, 5, 5]);
+        assert_eq!(
+            max_pool(&PoolNd::new([2, 2, 2]), &x).unwrap().0.dims(),
+            &[1, 4, 5, 5, 5]
+        );
         let x = Array::<f32>::zeros(&[1, 4, 10]);
         assert_eq!(avg_pool(&PoolNd::new([2]), &x).unwrap().dims(), &[1, 4, 5]);
     }
@@ -286,12 +322,17 @@ mod tests {
             let x = Array::from_vec(&dims, SplitMix::new(2).vec(dims.iter().product())).unwrap();
             let od = p.output_dims(&dims).unwrap();
             let r = Array::from_vec(&od, SplitMix::new(3).vec(od.iter().product())).unwrap();
-            let dot = |y: &Array<f64>| -> f64 { y.data().iter().zip(r.data()).map(|(a, b)| a * b).sum() };
+            let dot =
+                |y: &Array<f64>| -> f64 { y.data().iter().zip(r.data()).map(|(a, b)| a * b).sum() };
             let (_, arg) = max_pool(&p, &x).unwrap();
             let dmax = max_pool_backward(&dims, &arg, &r).unwrap();
             // Random inputs have no ties, so the max is differentiable at x.
             let e = max_gradient_error(
-                |v| dot(&max_pool(&p, &Array::from_vec(&dims, v.to_vec()).unwrap()).unwrap().0),
+                |v| {
+                    dot(&max_pool(&p, &Array::from_vec(&dims, v.to_vec()).unwrap())
+                        .unwrap()
+                        .0)
+                },
                 x.data(),
                 dmax.data(),
                 1e-6,

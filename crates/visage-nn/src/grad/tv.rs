@@ -10,7 +10,10 @@ use crate::{Float, NnError};
 pub fn total_variation<T: Float>(images: &Array<T>) -> Result<(T, Array<T>), NnError> {
     let d = images.dims();
     if d.len() != 4 {
-        return Err(NnError::shape("total variation", format!("images {d:?} are not [N, C, H, W]")));
+        return Err(NnError::shape(
+            "total variation",
+            format!("images {d:?} are not [N, C, H, W]"),
+        ));
     }
     let (h, w) = (d[2], d[3]);
     let mut grad = Array::zeros(d);
@@ -19,7 +22,11 @@ pub fn total_variation<T: Float>(images: &Array<T>) -> Result<(T, Array<T>), NnE
     if h * w == 0 {
         return Ok((total, grad));
     }
-    for (x, g) in images.data().chunks(h * w).zip(grad.data_mut().chunks_mut(h * w)) {
+    for (x, g) in images
+        .data()
+        .chunks(h * w)
+        .zip(grad.data_mut().chunks_mut(h * w))
+    {
         for y in 0..h {
             for i in 0..w {
                 let at = y * w + i;
@@ -55,7 +62,11 @@ mod tests {
         let x = Array::from_vec(&dims, SplitMix::new(4).vec(80)).unwrap();
         let (_, g) = total_variation(&x).unwrap();
         let e = max_gradient_error(
-            |v| total_variation(&Array::from_vec(&dims, v.to_vec()).unwrap()).unwrap().0,
+            |v| {
+                total_variation(&Array::from_vec(&dims, v.to_vec()).unwrap())
+                    .unwrap()
+                    .0
+            },
             x.data(),
             g.data(),
             1e-5,

@@ -35,6 +35,45 @@ pub const MAX_BATCH: usize = 16;
 /// `"conv 32->32 3x3/1 +relu"`) and its time.
 pub type StepTimes = Vec<(String, Duration)>;
 
+/// One step of the compiled network as [`FaceResnet::steps`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepInfo {
+    /// A readable name, for example `"conv 32->32 3x3/1 +relu"`.
+    pub name: String,
+    /// What the step does to the spatial grid.
+    pub geometry: StepGeometry,
+}
+
+/// A step's spatial footprint, enough for receptive-field arithmetic over the residual graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepGeometry {
+    /// A sliding window (convolution or pooling): sizes as (rows, columns) in input pixels of
+    /// the step; `channels` is the number of output channels (0 when unchanged, for pooling).
+    Window {
+        /// Window size, (rows, columns), pixels.
+        kernel: (usize, usize),
+        /// Step between windows, (y, x), pixels.
+        stride: (usize, usize),
+        /// Padding before the first window, (rows, columns), pixels.
+        padding: (usize, usize),
+        /// Output channels (0: same as the input).
+        channels: usize,
+    },
+    /// Per-pixel (affine, ReLU): the grid is unchanged.
+    Pointwise,
+    /// Global average pooling: every output sees the whole input.
+    Global,
+    /// Remembers the current output under this id.
+    Tag(u32),
+    /// Continues from the output remembered under this id (the start of a parallel branch).
+    Skip(u32),
+    /// Adds the output remembered under this id to the current one (the end of a residual).
+    Add(u32),
+}
+
+/// Called after each step with its index and output (see [`FaceResnet::activations`]).
+type StepObserver<'a> = &'a mut dyn FnMut(usize, &Tensor);
+
 /// One fused step of the compiled network.
 #[derive(Debug)]
 enum Step {
@@ -195,9 +234,9 @@ impl FaceResnet {
             .pop()
             .unwrap_or_default();
         let mut out = Vec::with_capacity(chips.len());
-        let result = chips
-            .chunks(MAX_BATCH)
-            .try_for_each(|batch| self.forward(&mut ws, batch, &mut out, times.as_deref_mut()));
+        let result = chips.chunks(MAX_BATCH).try_for_each(|batch| {
+            self.forward(&mut ws, batch, &mut out, times.as_deref_mut(), None)
+        });
         self.workspaces
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -212,6 +251,7 @@ impl FaceResnet {
         chips: &[&[u8]],
         out: &mut Vec<Descriptor>,
         mut times: Option<&mut Vec<Duration>>,
+        mut observe: Option<StepObserver<'_>>,
     ) -> Result<(), NnError> {
         let mut clock = Instant::now();
         let mut lap = |slot: usize, times: &mut Option<&mut Vec<Duration>>| {
@@ -291,6 +331,9 @@ impl FaceResnet {
                     }
                 }
             }
+            if let Some(f) = observe.as_deref_mut() {
+                f(i, &buffers[cur]);
+            }
             lap(i + 1, &mut times);
         }
 
@@ -302,6 +345,104 @@ impl FaceResnet {
         }
         lap(self.steps.len() + 1, &mut times);
         Ok(())
+    }
+
+    /// Every step of the compiled network with its spatial footprint, in execution order; the
+    /// indices are the ones [`FaceResnet::activations`] takes.
+    pub fn steps(&self) -> Vec<StepInfo> {
+        self.steps
+            .iter()
+            .map(|step| StepInfo {
+                name: step.name(),
+                geometry: match step {
+                    Step::Conv { conv, .. } => {
+                        let s = conv.spec();
+                        StepGeometry::Window {
+                            kernel: s.kernel,
+                            stride: s.stride,
+                            padding: s.padding,
+                            channels: s.out_channels,
+                        }
+                    }
+                    Step::MaxPool(p) | Step::AvgPool(p) => StepGeometry::Window {
+                        kernel: p.window,
+                        stride: p.stride,
+                        padding: p.padding,
+                        channels: 0,
+                    },
+                    Step::Affine { .. } | Step::Relu => StepGeometry::Pointwise,
+                    Step::GlobalAvgPool => StepGeometry::Global,
+                    Step::Tag(id) => StepGeometry::Tag(*id),
+                    Step::Skip(id) => StepGeometry::Skip(*id),
+                    Step::AddPrev { tag, .. } => StepGeometry::Add(*tag),
+                },
+            })
+            .collect()
+    }
+
+    /// Runs chips (as for [`FaceResnet::encode_batch`]) and returns, for each index in
+    /// `capture` (indices into [`FaceResnet::steps`]), the output of that step for all chips, in
+    /// the [`Layout::Cnhw`] layout (read a map with `plane(chip, channel)`). Step outputs are
+    /// taken after the ReLU fused into them. Memory grows with the chips passed: callers stream
+    /// a few at a time.
+    pub fn activations(&self, chips: &[&[u8]], capture: &[usize]) -> Result<Vec<Tensor>, NnError> {
+        let (rows, cols) = self.input_size;
+        let expected = rows * cols * 3;
+        if let Some((i, chip)) = chips.iter().enumerate().find(|(_, c)| c.len() != expected) {
+            return Err(NnError::Input(format!(
+                "chip {i} has {} bytes, expected {rows}x{cols}x3 = {expected}",
+                chip.len()
+            )));
+        }
+        if let Some(&bad) = capture.iter().find(|&&i| i >= self.steps.len()) {
+            return Err(NnError::Input(format!(
+                "step {bad} does not exist (the network has {} steps)",
+                self.steps.len()
+            )));
+        }
+        let mut ws = Workspace::default();
+        let mut out = Vec::new();
+        // Per batch, per captured step; joined across batches below.
+        let mut per_batch: Vec<Vec<Tensor>> = Vec::new();
+        for batch in chips.chunks(MAX_BATCH) {
+            let mut got: Vec<Option<Tensor>> = vec![None; capture.len()];
+            let mut observe = |i: usize, t: &Tensor| {
+                for (slot, _) in capture.iter().enumerate().filter(|(_, &c)| c == i) {
+                    got[slot] = Some(t.clone());
+                }
+            };
+            self.forward(&mut ws, batch, &mut out, None, Some(&mut observe))?;
+            per_batch.push(got.into_iter().flatten().collect());
+        }
+        let mut joined = Vec::with_capacity(capture.len());
+        for slot in 0..capture.len() {
+            let parts: Vec<&Tensor> = per_batch.iter().map(|b| &b[slot]).collect();
+            let Some(first) = parts.first() else {
+                joined.push(Tensor::zeros(Shape::new(0, 0, 0, 0), Layout::Cnhw));
+                continue;
+            };
+            let s = first.shape();
+            let n: usize = parts.iter().map(|p| p.shape().n).sum();
+            let plane = s.h * s.w;
+            let mut data = vec![0f32; n * s.c * plane];
+            let mut n0 = 0;
+            for p in &parts {
+                let pn = p.shape().n;
+                for c in 0..s.c {
+                    for i in 0..pn {
+                        let dst = (c * n + n0 + i) * plane;
+                        data[dst..dst + plane].copy_from_slice(p.plane(i, c));
+                    }
+                }
+                n0 += pn;
+            }
+            joined.push(Tensor::from_vec(
+                Shape::new(n, s.c, s.h, s.w),
+                Layout::Cnhw,
+                data,
+            )?);
+        }
+        Ok(joined)
     }
 
     /// Writes `(pixel - mean) / 256` per channel, planar, channel-major across the batch.

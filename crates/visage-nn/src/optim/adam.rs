@@ -89,14 +89,20 @@ mod tests {
             super::super::rosenbrock(&x, &mut g);
             adam.step_flat(&mut x, &g);
         }
-        assert!((x[0] - 1.0).abs() < 1e-3 && (x[1] - 1.0).abs() < 2e-3, "{x:?}");
+        assert!(
+            (x[0] - 1.0).abs() < 1e-3 && (x[1] - 1.0).abs() < 2e-3,
+            "{x:?}"
+        );
     }
 
     #[test]
     fn small_network_loss_falls() {
         let mut rng = SplitMix::new(3);
         let mut net: Sequential<f32> = Sequential::new()
-            .push(Conv::new(ConvNd::new(1, 4, [3]).with_padding([1]), &mut rng))
+            .push(Conv::new(
+                ConvNd::new(1, 4, [3]).with_padding([1]),
+                &mut rng,
+            ))
             .push(Relu::new())
             .push(MaxPool::new(PoolNd::new([2])))
             .push(Flatten::new())
@@ -107,7 +113,11 @@ mod tests {
         let x = Array::from_fn(&[n, 1, len], |i| {
             let (s, t) = (i / len, i % len);
             let centre = if labels[s] == 1 { 4 } else { 11 };
-            if t.abs_diff(centre) <= 1 { 1.0 } else { 0.1 * rng.normal() as f32 }
+            if t.abs_diff(centre) <= 1 {
+                1.0
+            } else {
+                0.1 * rng.normal() as f32
+            }
         });
         let mut adam = Adam::new(0.01);
         let mut first = None;

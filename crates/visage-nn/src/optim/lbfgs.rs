@@ -54,7 +54,11 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 impl Lbfgs {
     /// Minimises `f` from `x` (updated in place). `f(x, grad)` returns the value at `x` and
     /// writes the gradient into `grad`.
-    pub fn minimize<T: Float>(&self, x: &mut [T], mut f: impl FnMut(&[T], &mut [T]) -> T) -> LbfgsReport {
+    pub fn minimize<T: Float>(
+        &self,
+        x: &mut [T],
+        mut f: impl FnMut(&[T], &mut [T]) -> T,
+    ) -> LbfgsReport {
         let n = x.len();
         let mut gbuf = vec![T::ZERO; n];
         let mut eval = |x: &[f64], g: &mut Vec<f64>, evals: &mut usize| -> f64 {
@@ -108,7 +112,11 @@ impl Lbfgs {
             let mut step = 1.0;
             let mut accepted = None;
             for _ in 0..40 {
-                x_new.iter_mut().zip(&xs).zip(&d).for_each(|((xn, x), d)| *xn = x + step * d);
+                x_new
+                    .iter_mut()
+                    .zip(&xs)
+                    .zip(&d)
+                    .for_each(|((xn, x), d)| *xn = x + step * d);
                 let v = eval(&x_new, &mut g_new, &mut evaluations);
                 if v.is_finite() && v <= value + self.armijo * step * slope {
                     accepted = Some(v);
@@ -146,14 +154,19 @@ impl Lbfgs {
 mod tests {
     use super::*;
     use crate::grad::check::SplitMix;
-    use crate::grad::{conv_backward, conv_forward, gram, gram_backward, mse, total_variation, Array, ConvNd};
+    use crate::grad::{
+        conv_backward, conv_forward, gram, gram_backward, mse, total_variation, Array, ConvNd,
+    };
 
     #[test]
     fn rosenbrock_converges() {
         let mut x = [-1.2f64, 1.0];
-        let r = Lbfgs::default().minimize(&mut x, |x, g| super::super::rosenbrock(x, g));
+        let r = Lbfgs::default().minimize(&mut x, super::super::rosenbrock);
         assert!(r.converged, "{r:?}");
-        assert!((x[0] - 1.0).abs() < 1e-5 && (x[1] - 1.0).abs() < 1e-5, "{x:?}");
+        assert!(
+            (x[0] - 1.0).abs() < 1e-5 && (x[1] - 1.0).abs() < 1e-5,
+            "{x:?}"
+        );
         assert!(r.iterations < 100, "{r:?}");
     }
 
@@ -204,7 +217,13 @@ mod tests {
             .push(Flatten::new())
             .push(Dense::new(3 * 6, 2, &mut rng));
         let labels: Vec<usize> = (0..8).map(|i| i % 2).collect();
-        let x = Array::from_fn(&[8, 1, 8], |i| if (i / 8) % 2 == 1 && i % 8 < 4 { 1.0 } else { rng.normal() * 0.1 });
+        let x = Array::from_fn(&[8, 1, 8], |i| {
+            if (i / 8) % 2 == 1 && i % 8 < 4 {
+                1.0
+            } else {
+                rng.normal() * 0.1
+            }
+        });
         let mut p = net.flat_params();
         let mut scratch = vec![0.0; p.len()];
         let mut f = |p: &[f64], grad: &mut [f64]| -> f64 {
@@ -217,7 +236,11 @@ mod tests {
             l
         };
         let start = f(&p.clone(), &mut scratch);
-        let r = Lbfgs { max_iterations: 50, ..Default::default() }.minimize(&mut p, f);
+        let r = Lbfgs {
+            max_iterations: 50,
+            ..Default::default()
+        }
+        .minimize(&mut p, f);
         assert!(r.value < 0.05 * start, "{start} -> {r:?}");
     }
 }

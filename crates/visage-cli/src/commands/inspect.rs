@@ -1,0 +1,283 @@
+//! `visage inspect`: what a network learned (see the `visage-inspect` crate).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use visage_face::{DetectOptions, FaceModels};
+use visage_formats::manifest::{models_dir, Manifest};
+use visage_image::{decode_file, DecodeOptions, RgbImage};
+use visage_inspect::report::{render_activations, render_gram, save_png};
+use visage_inspect::{
+    collect_patches, pick_units, scan, write_report, FaceResnetInspector, Input,
+    MobileNetInspector, Network, ScanOptions, TOP_K,
+};
+
+use crate::args::{
+    InspectAction, InspectActivationsArgs, InspectArgs, InspectGramArgs, InspectModel,
+    InspectModelArgs, InspectUnitsArgs,
+};
+
+/// Where torchvision's MobileNetV2 weights lie inside the models folder.
+const MOBILENET_FILE: &str = "mobilenet_v2/mobilenet_v2-b0353104.pth";
+
+/// Layers shown when none are named: four depths each, shallow to deep.
+const MOBILENET_DEFAULT: [&str; 4] = ["features.1", "features.4", "features.7", "features.11"];
+
+/// Runs one inspect subcommand.
+pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    match args.action {
+        InspectAction::Units(a) => run_units(a),
+        InspectAction::Activations(a) => run_activations(a),
+        InspectAction::Gram(a) => run_gram(a),
+        InspectAction::Layers(a) => run_layers(a),
+    }
+}
+
+/// A loaded network with what it needs to turn a photograph into its input.
+struct Loaded {
+    name: &'static str,
+    net: Box<dyn Network>,
+    /// Only for the face ResNet: aligns the face to a chip.
+    faces: Option<FaceModels>,
+}
+
+impl Loaded {
+    fn load(args: &InspectModelArgs) -> anyhow::Result<Self> {
+        match args.model {
+            InspectModel::MobilenetV2 => {
+                let path = match &args.weights {
+                    Some(p) => p.clone(),
+                    None => models_dir(args.models.models.as_deref())?.join(MOBILENET_FILE),
+                };
+                let net = MobileNetInspector::load(&path)
+                    .with_context(|| format!("cannot load MobileNetV2 from {}", path.display()))?;
+                Ok(Self {
+                    name: "mobilenet-v2",
+                    net: Box::new(net),
+                    faces: None,
+                })
+            }
+            InspectModel::DlibResnet => {
+                let dir = models_dir(args.models.models.as_deref())?;
+                let paths = Manifest::builtin().require(&dir, &["face-encoder"])?;
+                let net = FaceResnetInspector::load(&paths[0])?;
+                let faces = FaceModels::load(&dir).with_context(|| {
+                    format!("cannot load the face models from {}", dir.display())
+                })?;
+                Ok(Self {
+                    name: "dlib-resnet",
+                    net: Box::new(net),
+                    faces: Some(faces),
+                })
+            }
+        }
+    }
+
+    /// The network's input for a photograph: MobileNetV2 sees the 224x224 centre square; the
+    /// face ResNet sees the aligned chip of the face nearest the image centre, or the whole
+    /// image (resized to 150x150) when no face is found.
+    fn prepare(&self, img: RgbImage) -> Input {
+        let Some(faces) = &self.faces else {
+            return MobileNetInspector::prepare(&img);
+        };
+        let dets = faces.detect(&img, &DetectOptions::default());
+        let (cx, cy) = (img.width() as f64 / 2.0, img.height() as f64 / 2.0);
+        let nearest = dets.iter().min_by(|a, b| {
+            let d = |r: &visage_face::Rect| {
+                let (x, y) = r.center();
+                (x - cx).powi(2) + (y - cy).powi(2)
+            };
+            d(&a.rect).total_cmp(&d(&b.rect))
+        });
+        if let Some(det) = nearest {
+            let marks = faces.landmarks(&img, &det.rect);
+            if let Ok(chip) = faces.chip(&img, &marks) {
+                return Input::Image(chip);
+            }
+        }
+        Input::Image(visage_image::resize::resize_bilinear(&img, 150, 150))
+    }
+
+    fn load_input(&self, path: &Path) -> Result<Input, String> {
+        let img = decode_file(path, &DecodeOptions::default()).map_err(|e| e.to_string())?;
+        Ok(self.prepare(img))
+    }
+
+    fn layers(&self, names: &[String]) -> anyhow::Result<Vec<usize>> {
+        let names: Vec<String> = if names.is_empty() {
+            self.default_layers()
+        } else {
+            names.to_vec()
+        };
+        names
+            .iter()
+            .map(|n| Ok(self.net.layer_index(n.trim())?))
+            .collect()
+    }
+
+    /// Four depths, with receptive fields of about 7, 30, 80 and 200 pixels.
+    fn default_layers(&self) -> Vec<String> {
+        if self.faces.is_none() {
+            return MOBILENET_DEFAULT.iter().map(|s| s.to_string()).collect();
+        }
+        FACE_DEFAULT.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+/// The face ResNet's default layers (see `visage inspect layers --model dlib-resnet`).
+const FACE_DEFAULT: [&str; 4] = ["step0", "step9", "step20", "step39"];
+
+/// Image files under `dir`, sorted, recursively.
+fn image_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))?;
+        for e in entries {
+            let path = e
+                .with_context(|| format!("cannot list {}", d.display()))?
+                .path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path
+                .extension()
+                .and_then(|x| x.to_str())
+                .map(|x| x.to_ascii_lowercase())
+                .is_some_and(|x| {
+                    ["jpg", "jpeg", "png", "webp", "gif", "bmp", "pgm", "ppm"].contains(&x.as_str())
+                })
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `n` items spread evenly over `v` (all of them when `n >= v.len()`).
+fn spread<T: Clone>(v: &[T], n: usize) -> Vec<T> {
+    if n >= v.len() {
+        return v.to_vec();
+    }
+    (0..n).map(|i| v[i * v.len() / n].clone()).collect()
+}
+
+fn run_units(args: InspectUnitsArgs) -> anyhow::Result<ExitCode> {
+    let start = Instant::now();
+    let mut files = image_files(&args.images)?;
+    if let Some(n) = args.limit {
+        files = spread(&files, n);
+    }
+    if files.is_empty() {
+        bail!("no images found under {}", args.images.display());
+    }
+    let loaded = Loaded::load(&args.model)?;
+    let layers = loaded.layers(&args.layers)?;
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| {
+            p.strip_prefix(&args.images)
+                .unwrap_or(p)
+                .display()
+                .to_string()
+        })
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build()
+        .context("cannot start the worker threads")?;
+    let bar = ProgressBar::new(files.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} images ({eta} left)",
+        )
+        .context("progress bar template")?
+        .progress_chars("=> "),
+    );
+    let load = |i: usize| loaded.load_input(&files[i]);
+    let result = pool.install(|| {
+        let options = ScanOptions {
+            k: TOP_K,
+            interior: !args.border,
+        };
+        scan(
+            loaded.net.as_ref(),
+            &layers,
+            files.len(),
+            options,
+            load,
+            || bar.inc(1),
+        )
+    })?;
+    bar.finish_and_clear();
+    let shown: Vec<Vec<usize>> = (0..layers.len())
+        .map(|l| pick_units(&result, l, args.units))
+        .collect();
+    let patches = pool.install(|| collect_patches(&result, &shown, load))?;
+    write_report(&args.out, loaded.name, &result, &patches, &names, args.cell)?;
+    println!(
+        "{} images ({} skipped) through {} layers of {} in {:.1} s; wrote {}",
+        files.len(),
+        result.skipped.len(),
+        layers.len(),
+        loaded.name,
+        start.elapsed().as_secs_f64(),
+        args.out.join("index.html").display()
+    );
+    for (i, why) in &result.skipped {
+        eprintln!("skipped {}: {why}", names[*i]);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_activations(args: InspectActivationsArgs) -> anyhow::Result<ExitCode> {
+    let loaded = Loaded::load(&args.model)?;
+    let layers = loaded.layers(&args.layers)?;
+    let input = loaded
+        .load_input(&args.image)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.image.display()))?;
+    let maps = loaded.net.activations(&input, &layers)?;
+    let names = loaded.net.layer_names();
+    let named: Vec<(String, _)> = layers.iter().map(|&l| names[l].clone()).zip(maps).collect();
+    let img = render_activations(&named, args.channels, 64);
+    save_png(&img, &args.out)?;
+    println!("wrote {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_gram(args: InspectGramArgs) -> anyhow::Result<ExitCode> {
+    let loaded = Loaded::load(&args.model)?;
+    let layer = match &args.layer {
+        Some(l) => loaded.net.layer_index(l)?,
+        None => loaded.layers(&[])?[2],
+    };
+    let input = loaded
+        .load_input(&args.image)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.image.display()))?;
+    let maps = loaded.net.activations(&input, &[layer])?;
+    let Some(map) = maps.first() else {
+        bail!("the network returned no activations");
+    };
+    let gram = map.gram();
+    let name = &loaded.net.layer_names()[layer];
+    let title = format!("GRAM {name} ({} X {})", map.channels, map.channels);
+    let img = render_gram(&gram, map.channels, 640, &title);
+    save_png(&img, &args.out)?;
+    println!("wrote {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_layers(args: InspectModelArgs) -> anyhow::Result<ExitCode> {
+    let loaded = Loaded::load(&args)?;
+    for (i, name) in loaded.net.layer_names().iter().enumerate() {
+        let field = loaded.net.receptive_field(i);
+        let what = loaded.net.describe_layer(i);
+        println!("{name:<12} field {:<18} {what}", field.describe());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,118 @@
+//! End-to-end tests of `visage inspect` on a few real images.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn shared() -> PathBuf {
+    match std::env::var_os("VISAGE_SHARED") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+    }
+}
+
+fn visage(args: &[&str]) -> Output {
+    let models = shared().join("models");
+    Command::new(env!("CARGO_BIN_EXE_visage"))
+        .args(args)
+        .args(["--models", models.to_str().expect("utf-8 path")])
+        .env_remove("VISAGE_MODELS")
+        .output()
+        .expect("visage runs")
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn units_writes_grids_html_and_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("units");
+    let images = shared().join("data/imagenet_sample");
+    let run = visage(&[
+        "inspect",
+        "units",
+        "--model",
+        "mobilenet-v2",
+        "--layers",
+        "features.1,features.7",
+        "--images",
+        images.to_str().expect("utf-8"),
+        "--limit",
+        "4",
+        "--units",
+        "3",
+        "-o",
+        out.to_str().expect("utf-8"),
+    ]);
+    ok(&run);
+    for f in ["index.html", "units_features_1.png", "units_features_7.png"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let json: Value = serde_json::from_slice(&std::fs::read(out.join("units.json")).expect("json"))
+        .expect("parse");
+    assert_eq!(json["inputs"], 4);
+    let layers = json["layers"].as_array().expect("layers");
+    assert_eq!(layers[0]["layer"], "features.1");
+    assert_eq!(layers[0]["receptive_field"]["axes"][0]["size"], 7);
+    let units = layers[0]["units"].as_array().expect("units");
+    assert_eq!(units.len(), 16);
+    let top = units[0]["top"].as_array().expect("top");
+    assert_eq!(top.len(), 4, "one hit per image");
+    assert!(top[0]["image"].as_str().expect("name").ends_with(".jpg"));
+    assert!(top[0]["value"].as_f64().expect("value") >= top[1]["value"].as_f64().expect("value"));
+    let grid = image::open(out.join("units_features_1.png")).expect("png");
+    assert!(grid.width() > 9 * 48 / 2 && grid.height() > 3 * 48);
+}
+
+#[test]
+fn gram_and_activations_pictures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = shared().join("data/imagenet_sample/n01440764_tench.jpg");
+    let gram = dir.path().join("gram.png");
+    ok(&visage(&[
+        "inspect",
+        "gram",
+        "--model",
+        "mobilenet-v2",
+        "--image",
+        img.to_str().expect("utf-8"),
+        "--layer",
+        "features.4",
+        "-o",
+        gram.to_str().expect("utf-8"),
+    ]));
+    assert!(image::open(&gram).expect("gram png").width() >= 32);
+    let act = dir.path().join("act.png");
+    ok(&visage(&[
+        "inspect",
+        "activations",
+        "--model",
+        "mobilenet-v2",
+        "--image",
+        img.to_str().expect("utf-8"),
+        "-o",
+        act.to_str().expect("utf-8"),
+    ]));
+    assert!(act.is_file());
+    let bad = visage(&[
+        "inspect",
+        "gram",
+        "--model",
+        "mobilenet-v2",
+        "--image",
+        img.to_str().expect("utf-8"),
+        "--layer",
+        "conv9",
+        "-o",
+        gram.to_str().expect("utf-8"),
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown layer"));
+}

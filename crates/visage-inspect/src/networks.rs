@@ -1,0 +1,290 @@
+//! Adapters that let the inspector look into Visage's networks: MobileNetV2 (burn) and the dlib
+//! face ResNet (Visage's CPU kernels).
+
+use std::path::Path;
+
+use burn::tensor::{Device, Tensor};
+use image::RgbImage;
+use visage_image::resize::resize_bilinear;
+use visage_nn::networks::mobilenet_v2::{MobileNetV2, FEATURE_LAYERS, INPUT_SIZE};
+use visage_nn::networks::StepGeometry;
+use visage_nn::{FaceResnet, Layout};
+
+use crate::field::{AxisField, ReceptiveField};
+use crate::input::{FeatureMap, Input};
+use crate::units::Network;
+use crate::InspectError;
+
+/// Scales an image so that its shorter side is `side` pixels, then crops the central
+/// `side x side` square (torchvision's evaluation transform, without the 256 step).
+pub fn center_square(img: &RgbImage, side: u32) -> RgbImage {
+    let (w, h) = (img.width().max(1), img.height().max(1));
+    let scale = side as f64 / w.min(h) as f64;
+    let (nw, nh) = (
+        ((w as f64 * scale).round() as u32).max(side),
+        ((h as f64 * scale).round() as u32).max(side),
+    );
+    let resized = resize_bilinear(img, nw, nh);
+    image::imageops::crop_imm(&resized, (nw - side) / 2, (nh - side) / 2, side, side).to_image()
+}
+
+/// MobileNetV2 on burn's CPU (`flex`) backend; layers `features.0` to `features.18`; inputs are
+/// 224x224 centre crops (see [`MobileNetInspector::prepare`]).
+#[derive(Debug)]
+pub struct MobileNetInspector {
+    net: MobileNetV2,
+    device: Device,
+    fields: Vec<ReceptiveField>,
+}
+
+impl MobileNetInspector {
+    /// Loads torchvision weights (`mobilenet_v2-b0353104.pth`).
+    pub fn load(weights: &Path) -> Result<Self, InspectError> {
+        let device = Device::flex();
+        let net = MobileNetV2::load(weights, &device)
+            .map_err(|e| InspectError::Network(e.to_string()))?;
+        Ok(Self::from_net(net, device))
+    }
+
+    /// Wraps an already built network living on `device`.
+    pub fn from_net(net: MobileNetV2, device: Device) -> Self {
+        let mut f = ReceptiveField::identity(2);
+        let fields = MobileNetV2::geometry()
+            .iter()
+            .map(|g| {
+                f = f.then_square(g.kernel, g.stride, g.padding);
+                f.clone()
+            })
+            .collect();
+        Self {
+            net,
+            device,
+            fields,
+        }
+    }
+
+    /// The network.
+    pub fn net(&self) -> &MobileNetV2 {
+        &self.net
+    }
+
+    /// The device it runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The network's view of a photograph: its 224x224 centre square.
+    pub fn prepare(img: &RgbImage) -> Input {
+        Input::Image(center_square(img, INPUT_SIZE as u32))
+    }
+
+    /// Class scores for one prepared image.
+    pub fn logits(&self, img: &RgbImage) -> Result<Vec<f32>, InspectError> {
+        let x = MobileNetV2::preprocess(
+            img.as_raw(),
+            img.width() as usize,
+            img.height() as usize,
+            &self.device,
+        )
+        .map_err(|e| InspectError::Network(e.to_string()))?;
+        to_vec(self.net.forward(x).into_data())
+    }
+}
+
+fn to_vec(data: burn::tensor::TensorData) -> Result<Vec<f32>, InspectError> {
+    data.try_into_vec::<f32>()
+        .map_err(|e| InspectError::Network(format!("{e:?}")))
+}
+
+fn tensor_map(t: Tensor<4>) -> Result<FeatureMap, InspectError> {
+    let [_, c, h, w] = t.dims();
+    Ok(FeatureMap {
+        channels: c,
+        dims: vec![h, w],
+        data: to_vec(t.into_data())?,
+    })
+}
+
+impl Network for MobileNetInspector {
+    fn layer_names(&self) -> Vec<String> {
+        (0..FEATURE_LAYERS)
+            .map(|i| format!("features.{i}"))
+            .collect()
+    }
+
+    fn receptive_field(&self, layer: usize) -> ReceptiveField {
+        self.fields
+            .get(layer)
+            .cloned()
+            .unwrap_or_else(|| ReceptiveField::identity(2))
+    }
+
+    fn activations(
+        &self,
+        input: &Input,
+        layers: &[usize],
+    ) -> Result<Vec<FeatureMap>, InspectError> {
+        let Input::Image(img) = input else {
+            return Err(InspectError::Axes {
+                expected: 2,
+                got: input.axes(),
+            });
+        };
+        let x = MobileNetV2::preprocess(
+            img.as_raw(),
+            img.width() as usize,
+            img.height() as usize,
+            &self.device,
+        )
+        .map_err(|e| InspectError::Network(e.to_string()))?;
+        self.net
+            .features(x, layers)
+            .map_err(|e| InspectError::Network(e.to_string()))?
+            .into_iter()
+            .map(tensor_map)
+            .collect()
+    }
+}
+
+/// The dlib face ResNet; its layers are the compiled network's steps (`step{i}` with the step's
+/// description, see [`FaceResnet::steps`]); inputs are 150x150 aligned chips.
+#[derive(Debug)]
+pub struct FaceResnetInspector {
+    net: FaceResnet,
+    names: Vec<String>,
+    fields: Vec<ReceptiveField>,
+}
+
+impl FaceResnetInspector {
+    /// Wraps a compiled network, working out every step's receptive field through the residual
+    /// graph (a branch restarts from its tag's field; an addition takes the union).
+    pub fn new(net: FaceResnet) -> Self {
+        let steps = net.steps();
+        let mut tags: Vec<(u32, ReceptiveField)> = Vec::new();
+        let mut f = ReceptiveField::identity(2);
+        let mut fields = Vec::with_capacity(steps.len());
+        let (rows, cols) = net.input_size();
+        let find = |tags: &[(u32, ReceptiveField)], id: u32| {
+            tags.iter()
+                .rev()
+                .find(|(t, _)| *t == id)
+                .map(|(_, f)| f.clone())
+        };
+        for s in &steps {
+            f = match s.geometry {
+                StepGeometry::Window {
+                    kernel,
+                    stride,
+                    padding,
+                    ..
+                } => f.then(
+                    &[kernel.0, kernel.1],
+                    &[stride.0, stride.1],
+                    &[padding.0, padding.1],
+                ),
+                StepGeometry::Pointwise => f,
+                // Every output sees the whole input, wherever the chain had got to.
+                StepGeometry::Global => ReceptiveField {
+                    axes: [rows, cols]
+                        .iter()
+                        .map(|&n| AxisField {
+                            size: n,
+                            jump: n,
+                            offset: 0,
+                        })
+                        .collect(),
+                },
+                StepGeometry::Tag(id) => {
+                    tags.push((id, f.clone()));
+                    f
+                }
+                StepGeometry::Skip(id) => find(&tags, id).unwrap_or(f),
+                StepGeometry::Add(id) => match find(&tags, id) {
+                    Some(t) => f.union(&t),
+                    None => f,
+                },
+            };
+            fields.push(f.clone());
+        }
+        let names = (0..steps.len()).map(|i| format!("step{i}")).collect();
+        Self { net, names, fields }
+    }
+
+    /// Reads dlib's `dlib_face_recognition_resnet_model_v1.dat` and compiles it.
+    pub fn load(path: &Path) -> Result<Self, InspectError> {
+        let model = visage_formats::dlib::resnet::ResnetModel::from_file(path)
+            .map_err(|e| InspectError::Network(format!("{}: {e}", path.display())))?;
+        let net =
+            FaceResnet::from_model(&model).map_err(|e| InspectError::Network(e.to_string()))?;
+        Ok(Self::new(net))
+    }
+
+    /// Human-readable description of every step (`"conv 32->32 3x3/1 +relu"`, ...), by index.
+    pub fn step_descriptions(&self) -> Vec<String> {
+        self.net.steps().into_iter().map(|s| s.name).collect()
+    }
+
+    /// Input side in pixels (150).
+    pub fn chip_size(&self) -> u32 {
+        self.net.input_size().0 as u32
+    }
+}
+
+impl Network for FaceResnetInspector {
+    fn layer_names(&self) -> Vec<String> {
+        self.names.clone()
+    }
+
+    fn describe_layer(&self, layer: usize) -> String {
+        self.net
+            .steps()
+            .get(layer)
+            .map(|s| s.name.clone())
+            .unwrap_or_default()
+    }
+
+    fn receptive_field(&self, layer: usize) -> ReceptiveField {
+        self.fields
+            .get(layer)
+            .cloned()
+            .unwrap_or_else(|| ReceptiveField::identity(2))
+    }
+
+    fn activations(
+        &self,
+        input: &Input,
+        layers: &[usize],
+    ) -> Result<Vec<FeatureMap>, InspectError> {
+        let Input::Image(img) = input else {
+            return Err(InspectError::Axes {
+                expected: 2,
+                got: input.axes(),
+            });
+        };
+        let side = self.chip_size();
+        let resized;
+        let chip = if img.width() == side && img.height() == side {
+            img
+        } else {
+            resized = resize_bilinear(img, side, side);
+            &resized
+        };
+        let maps = self
+            .net
+            .activations(&[chip.as_raw().as_slice()], layers)
+            .map_err(|e| InspectError::Network(e.to_string()))?;
+        Ok(maps
+            .into_iter()
+            .map(|t| {
+                let s = t.shape();
+                debug_assert!(s.n == 1 || t.layout() == Layout::Cnhw);
+                // One chip: channel-major and sample-major layouts coincide.
+                FeatureMap {
+                    channels: s.c,
+                    dims: vec![s.h, s.w],
+                    data: t.into_vec(),
+                }
+            })
+            .collect())
+    }
+}
