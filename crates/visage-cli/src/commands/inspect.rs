@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -42,6 +43,8 @@ struct Loaded {
     net: Box<dyn Network>,
     /// Only for the face ResNet: aligns the face to a chip.
     faces: Option<FaceModels>,
+    /// Photos in which no face was found (the whole image was used instead).
+    no_face: AtomicUsize,
 }
 
 impl Loaded {
@@ -58,6 +61,7 @@ impl Loaded {
                     name: "mobilenet-v2",
                     net: Box::new(net),
                     faces: None,
+                    no_face: AtomicUsize::new(0),
                 })
             }
             InspectModel::DlibResnet => {
@@ -71,6 +75,7 @@ impl Loaded {
                     name: "dlib-resnet",
                     net: Box::new(net),
                     faces: Some(faces),
+                    no_face: AtomicUsize::new(0),
                 })
             }
         }
@@ -98,6 +103,7 @@ impl Loaded {
                 return Input::Image(chip);
             }
         }
+        self.no_face.fetch_add(1, Ordering::Relaxed);
         Input::Image(visage_image::resize::resize_bilinear(&img, 150, 150))
     }
 
@@ -215,6 +221,8 @@ fn run_units(args: InspectUnitsArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     bar.finish_and_clear();
+    // Read before the crops reload the winning photos.
+    let no_face = loaded.no_face.load(Ordering::Relaxed);
     let shown: Vec<Vec<usize>> = (0..layers.len())
         .map(|l| pick_units(&result, l, args.units))
         .collect();
@@ -229,6 +237,9 @@ fn run_units(args: InspectUnitsArgs) -> anyhow::Result<ExitCode> {
         start.elapsed().as_secs_f64(),
         args.out.join("index.html").display()
     );
+    if loaded.faces.is_some() {
+        println!("{no_face} images without a detected face were used whole (resized to 150x150)");
+    }
     for (i, why) in &result.skipped {
         eprintln!("skipped {}: {why}", names[*i]);
     }
