@@ -18,8 +18,8 @@ mod float;
 pub mod grad;
 pub mod layers;
 pub mod networks;
-pub mod optim;
 pub mod ops;
+pub mod optim;
 mod tensor;
 
 pub use error::NnError;
