@@ -657,6 +657,12 @@ pub enum InspectModel {
     DlibResnet,
     /// torchvision's ImageNet MobileNetV2 (inputs: 224x224 centre squares).
     MobilenetV2,
+    /// The 1-D CNN of `visage demo ekg`, trained afresh (~3 s, seed 1); inputs: 2 s windows of
+    /// the held-out minute of the recording (`--csv`), at 180 Hz. Takes no `--images`.
+    Ekg,
+    /// The 3-D CNN of `visage demo volume`, trained afresh (~30 s, seed 1); inputs: its 200
+    /// held-out synthetic 24³ volumes. Takes no `--images`.
+    Volume,
 }
 
 /// Which network, and where its weights are.
@@ -668,6 +674,10 @@ pub struct InspectModelArgs {
     /// MobileNetV2 weights (torchvision .pth); defaults to MODELS/mobilenet_v2/mobilenet_v2-b0353104.pth.
     #[arg(long, value_name = "PTH")]
     pub weights: Option<PathBuf>,
+    /// The EKG recording for `--model ekg` (as `visage demo ekg`); defaults to
+    /// $VISAGE_SHARED/data/ekg/mitbih_208_360hz_mv.csv (VISAGE_SHARED defaults to ../shared).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
     #[command(flatten)]
     pub models: ModelsDir,
 }
@@ -680,9 +690,10 @@ pub struct InspectUnitsArgs {
     /// Layers, comma-separated (names from `visage inspect layers`, or their numbers).
     #[arg(long, value_delimiter = ',', required = true)]
     pub layers: Vec<String>,
-    /// Folder of images (searched recursively).
+    /// Folder of images (searched recursively); required for the image networks, not taken by
+    /// `ekg` and `volume`, which use their demo's own seeded held-out data.
     #[arg(long, value_name = "DIR")]
-    pub images: PathBuf,
+    pub images: Option<PathBuf>,
     /// Output folder: one PNG per layer, index.html, units.json.
     #[arg(short = 'o', long = "out", value_name = "DIR")]
     pub out: PathBuf,

@@ -116,3 +116,73 @@ fn gram_and_activations_pictures() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown layer"));
 }
+
+/// The 1D path end to end: the EKG demo network (trained afresh, ~3 s) over its held-out
+/// minute, cut into 2 s windows of 360 samples at 180 Hz.
+#[test]
+fn units_on_the_ekg_network() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("ekg");
+    let csv = shared().join("data/ekg/mitbih_208_360hz_mv.csv");
+    let run = visage(&[
+        "inspect",
+        "units",
+        "--model",
+        "ekg",
+        "--csv",
+        csv.to_str().expect("utf-8"),
+        "--layers",
+        "1,7",
+        "--units",
+        "4",
+        "-o",
+        out.to_str().expect("utf-8"),
+    ]);
+    ok(&run);
+    for f in ["index.html", "units_1_relu.png", "units_7_relu.png"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let json: Value = serde_json::from_slice(&std::fs::read(out.join("units.json")).expect("json"))
+        .expect("parse");
+    assert_eq!(json["inputs"], 30);
+    let layers = json["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 2);
+    assert_eq!(layers[1]["layer"], "7:relu");
+    // Dilations 1, 2, 4, 8 with 9-tap kernels: 9 + 8 * (2 + 4 + 8) samples.
+    assert_eq!(layers[1]["receptive_field"]["axes"][0]["size"], 121);
+    let window = 360;
+    for layer in layers {
+        let units = layer["units"].as_array().expect("units");
+        assert_eq!(units.len(), if layer["layer"] == "1:relu" { 8 } else { 16 });
+        for unit in units {
+            let top = unit["top"].as_array().expect("top");
+            assert_eq!(top.len(), 9);
+            for hit in top {
+                let t = hit["position"][0].as_i64().expect("position");
+                assert!((0..window).contains(&t), "{hit}");
+                // Interior ranking: the whole field lies inside the window.
+                let (a, b) = (
+                    hit["field"][0][0].as_i64().expect("start"),
+                    hit["field"][0][1].as_i64().expect("end"),
+                );
+                assert!(0 <= a && b <= window, "{hit}");
+                assert!(hit["image"].as_str().expect("name").ends_with(" s"));
+            }
+        }
+    }
+    // The image-only flags are refused rather than ignored.
+    let bad = visage(&[
+        "inspect",
+        "units",
+        "--model",
+        "ekg",
+        "--images",
+        dir.path().to_str().expect("utf-8"),
+        "--layers",
+        "1",
+        "-o",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("drop --images"));
+}

@@ -17,7 +17,7 @@ use visage_nn::grad::{bce_with_logits, Array, ConvNd};
 use visage_nn::layers::{Conv, Relu, Sequential};
 use visage_nn::optim::Adam;
 
-use crate::{pan_tompkins, plot, DemoError};
+use crate::{pan_tompkins, plot, DemoError, LayerGeometry, Trained};
 
 /// Sampling rate of the recording, in Hz.
 pub const RATE_HZ: f64 = 360.0;
@@ -25,6 +25,9 @@ pub const RATE_HZ: f64 = 360.0;
 const DECIMATE: usize = 2;
 /// Samples (at 180 Hz) either side of an R peak labelled positive: 4 = 22 ms.
 const LABEL_HALF_WIDTH: usize = 4;
+/// Length of the held-out windows that [`train`] hands out for inspection, in seconds: long
+/// enough for two or three beats, several times the network's 0.67 s receptive field.
+pub const INSPECT_WINDOW_S: f64 = 2.0;
 /// Match tolerance between detections and labels, in seconds.
 pub const MATCH_TOLERANCE_S: f64 = 0.150;
 
@@ -117,24 +120,26 @@ pub fn read_csv(path: &Path) -> Result<Vec<f64>, DemoError> {
     Ok(out)
 }
 
-/// The network: dilated 1-D convolutions, 1 → 8 → 16 → 16 → 16 → 1 channels, same length out.
-fn network(rng: &mut SplitMix) -> Sequential<f32> {
+/// The network: dilated 1-D convolutions, 1 → 8 → 16 → 16 → 16 → 1 channels, same length out,
+/// with each layer's geometry (built side by side so the two cannot drift apart).
+fn network(rng: &mut SplitMix) -> (Sequential<f32>, Vec<LayerGeometry>) {
+    let first = ConvNd::new(1, 8, [9]).with_padding([4]);
     let mut net = Sequential::new()
-        .push(Conv::new(ConvNd::new(1, 8, [9]).with_padding([4]), rng))
+        .push(Conv::new(first, rng))
         .push(Relu::new());
+    let mut layers = vec![LayerGeometry::Conv(first), LayerGeometry::Pointwise];
     let mut ch = 8;
     for dilation in [2, 4, 8] {
-        net = net
-            .push(Conv::new(
-                ConvNd::new(ch, 16, [9])
-                    .with_padding([4 * dilation])
-                    .with_dilation([dilation]),
-                rng,
-            ))
-            .push(Relu::new());
+        let g = ConvNd::new(ch, 16, [9])
+            .with_padding([4 * dilation])
+            .with_dilation([dilation]);
+        net = net.push(Conv::new(g, rng)).push(Relu::new());
+        layers.extend([LayerGeometry::Conv(g), LayerGeometry::Pointwise]);
         ch = 16;
     }
-    net.push(Conv::new(ConvNd::new(16, 1, [1]), rng))
+    let last = ConvNd::new(16, 1, [1]);
+    layers.push(LayerGeometry::Conv(last));
+    (net.push(Conv::new(last, rng)), layers)
 }
 
 /// Halves the rate (mean of pairs), removes the baseline (1 s moving mean) and divides by `scale`.
@@ -209,8 +214,27 @@ fn heart_rate(beats: &[usize]) -> f64 {
     }
 }
 
-/// Runs the demo: label, train, evaluate on the held-out part, and plot.
-pub fn run(opts: &EkgOptions) -> Result<EkgReport, DemoError> {
+/// Everything training leaves behind that evaluation, plotting and inspection need.
+struct Fitted {
+    net: Sequential<f32>,
+    layers: Vec<LayerGeometry>,
+    signal: Vec<f64>,
+    split: usize,
+    end: usize,
+    train_labels: Vec<usize>,
+    reference: Vec<usize>,
+    losses: Vec<f64>,
+    train_time_s: f64,
+    /// First sample (360 Hz) of `test_x`: one second of context before the held-out part.
+    from: usize,
+    context: usize,
+    /// The held-out part with its context, at 180 Hz, normalised like the training part.
+    test_x: Vec<f32>,
+}
+
+/// Labels the recording and trains the network (the part of the demo shared by [`run`] and
+/// [`train`]).
+fn fit(opts: &EkgOptions) -> Result<Fitted, DemoError> {
     let signal = read_csv(&opts.csv)?;
     let split = (opts.train_seconds * RATE_HZ) as usize;
     if split < (10.0 * RATE_HZ) as usize || signal.len() < split + (10.0 * RATE_HZ) as usize {
@@ -239,7 +263,7 @@ pub fn run(opts: &EkgOptions) -> Result<EkgReport, DemoError> {
     }
 
     let mut rng = SplitMix::new(opts.seed);
-    let mut net = network(&mut rng);
+    let (mut net, layers) = network(&mut rng);
     let mut adam = Adam::new(3e-3);
     let (crop, batch) = (720, 16);
     let mut losses = Vec::with_capacity(opts.steps);
@@ -271,6 +295,67 @@ pub fn run(opts: &EkgOptions) -> Result<EkgReport, DemoError> {
     let context = RATE_HZ as usize;
     let from = split - context;
     let (test_x, _) = prepare(&signal[from..end], Some(scale));
+    Ok(Fitted {
+        net,
+        layers,
+        signal,
+        split,
+        end,
+        train_labels,
+        reference,
+        losses,
+        train_time_s,
+        from,
+        context,
+        test_x,
+    })
+}
+
+/// Trains the demo's network (as [`run`] does) and returns it with the held-out part cut into
+/// consecutive windows of [`INSPECT_WINDOW_S`] at 180 Hz (the rate the network sees),
+/// normalised like the training part. The one second of context before the held-out part is
+/// left out, so every window is data the network never trained on.
+pub fn train(opts: &EkgOptions) -> Result<Trained, DemoError> {
+    let f = fit(opts)?;
+    let half_rate = RATE_HZ / DECIMATE as f64;
+    let len = (INSPECT_WINDOW_S * half_rate) as usize;
+    let held_out = &f.test_x[f.context / DECIMATE..];
+    let (inputs, input_names) = held_out
+        .chunks_exact(len)
+        .enumerate()
+        .map(|(i, w)| {
+            let t0 = f.split as f64 / RATE_HZ + i as f64 * INSPECT_WINDOW_S;
+            (
+                w.to_vec(),
+                format!("{t0:.0}-{:.0} s", t0 + INSPECT_WINDOW_S),
+            )
+        })
+        .unzip();
+    Ok(Trained {
+        net: f.net,
+        layers: f.layers,
+        input_dims: vec![len],
+        inputs,
+        input_names,
+    })
+}
+
+/// Runs the demo: label, train, evaluate on the held-out part, and plot.
+pub fn run(opts: &EkgOptions) -> Result<EkgReport, DemoError> {
+    let Fitted {
+        mut net,
+        signal,
+        split,
+        end,
+        train_labels,
+        reference,
+        losses,
+        train_time_s,
+        from,
+        context,
+        test_x,
+        ..
+    } = fit(opts)?;
     let len = test_x.len();
     let logits = net.forward(&Array::from_vec(&[1, 1, len], test_x.clone())?)?;
     let prob: Vec<f32> = logits
@@ -398,6 +483,13 @@ mod tests {
     fn matching_is_one_to_one() {
         assert_eq!(match_beats(&[10, 100, 105, 300], &[12, 103, 250], 5), 2);
         assert_eq!(match_beats(&[], &[1], 5), 0);
+    }
+
+    #[test]
+    fn one_geometry_per_layer() {
+        let (net, layers) = network(&mut SplitMix::new(1));
+        assert_eq!(layers.len(), net.summary().len());
+        assert!(matches!(layers[1], LayerGeometry::Pointwise));
     }
 
     #[test]

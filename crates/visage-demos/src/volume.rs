@@ -15,7 +15,7 @@ use visage_nn::grad::{softmax_cross_entropy, Array, ConvNd, PoolNd};
 use visage_nn::layers::{Conv, Dense, Flatten, MaxPool, Relu, Sequential};
 use visage_nn::optim::Adam;
 
-use crate::{plot, DemoError};
+use crate::{plot, DemoError, LayerGeometry, Trained};
 
 /// Edge length of every volume, in voxels.
 pub const SIZE: usize = 24;
@@ -126,30 +126,41 @@ fn dataset(rng: &mut SplitMix, n: usize, noise: f64) -> (Vec<Vec<f32>>, Vec<usiz
 }
 
 /// The network: three 3x3x3 convolutions with ReLU, the first two followed by 2x2x2 max pooling,
-/// then a global max over positions (a lesion may lie anywhere) and a dense layer.
-fn network(rng: &mut SplitMix) -> Sequential<f32> {
+/// then a global max over positions (a lesion may lie anywhere) and a dense layer; with each
+/// layer's geometry, built side by side so the two cannot drift apart.
+fn network(rng: &mut SplitMix) -> (Sequential<f32>, Vec<LayerGeometry>) {
     let s = SIZE / 4;
-    Sequential::new()
-        .push(Conv::new(
-            ConvNd::new(1, C1, [3, 3, 3]).with_padding([1, 1, 1]),
-            rng,
-        ))
+    let conv1 = ConvNd::new(1, C1, [3, 3, 3]).with_padding([1, 1, 1]);
+    let conv2 = ConvNd::new(C1, C2, [3, 3, 3]).with_padding([1, 1, 1]);
+    let conv3 = ConvNd::new(C2, C2, [3, 3, 3]).with_padding([1, 1, 1]);
+    let (pool, global) = (PoolNd::new([2, 2, 2]), PoolNd::new([s, s, s]));
+    let net = Sequential::new()
+        .push(Conv::new(conv1, rng))
         .push(Relu::new())
-        .push(MaxPool::new(PoolNd::new([2, 2, 2])))
-        .push(Conv::new(
-            ConvNd::new(C1, C2, [3, 3, 3]).with_padding([1, 1, 1]),
-            rng,
-        ))
+        .push(MaxPool::new(pool))
+        .push(Conv::new(conv2, rng))
         .push(Relu::new())
-        .push(MaxPool::new(PoolNd::new([2, 2, 2])))
-        .push(Conv::new(
-            ConvNd::new(C2, C2, [3, 3, 3]).with_padding([1, 1, 1]),
-            rng,
-        ))
+        .push(MaxPool::new(pool))
+        .push(Conv::new(conv3, rng))
         .push(Relu::new())
-        .push(MaxPool::new(PoolNd::new([s, s, s])))
+        .push(MaxPool::new(global))
         .push(Flatten::new())
-        .push(Dense::new(C2, 2, rng))
+        .push(Dense::new(C2, 2, rng));
+    use LayerGeometry::{Conv as C, Global, Pointwise as P, Pool};
+    let layers = vec![
+        C(conv1),
+        P,
+        Pool(pool),
+        C(conv2),
+        P,
+        Pool(pool),
+        C(conv3),
+        P,
+        Pool(global),
+        Global,
+        Global,
+    ];
+    (net, layers)
 }
 
 /// Feature maps of the first and second convolutions.
@@ -187,6 +198,11 @@ const PERMUTATIONS: [[usize; 3]; 6] = [
     [2, 1, 0],
 ];
 
+/// Centred on the tissue level and scaled to about unit spread, as CT windows are.
+fn normalised(v: &[f32]) -> impl Iterator<Item = f32> + '_ {
+    v.iter().map(|&v| (v - 0.3) / 0.4)
+}
+
 fn batch(
     vols: &[Vec<f32>],
     idx: &[usize],
@@ -199,14 +215,24 @@ fn batch(
             Some(rng) => reoriented(&vols[i], PERMUTATIONS[rng.below(6)], rng.below(8)),
             None => vols[i].clone(),
         };
-        // Centred on the tissue level and scaled to about unit spread, as CT windows are.
-        data.extend(v.iter().map(|&v| (v - 0.3) / 0.4));
+        data.extend(normalised(&v));
     }
     Ok(Array::from_vec(&[idx.len(), 1, SIZE, SIZE, SIZE], data)?)
 }
 
-/// Runs the demo: synthesise, train, evaluate on held-out volumes, and draw.
-pub fn run(opts: &VolumeOptions) -> Result<VolumeReport, DemoError> {
+/// Everything training leaves behind that evaluation, drawing and inspection need.
+struct Fitted {
+    net: Sequential<f32>,
+    layers: Vec<LayerGeometry>,
+    parameters: usize,
+    train_time_s: f64,
+    epoch_loss: Vec<f64>,
+    test_v: Vec<Vec<f32>>,
+    test_l: Vec<usize>,
+}
+
+/// Synthesises the volumes and trains the network (the part shared by [`run`] and [`train`]).
+fn fit(opts: &VolumeOptions) -> Result<Fitted, DemoError> {
     if opts.train < 2 || opts.test < 2 {
         return Err(DemoError::Data(
             "need at least 2 training and 2 test volumes".into(),
@@ -215,7 +241,7 @@ pub fn run(opts: &VolumeOptions) -> Result<VolumeReport, DemoError> {
     let mut rng = SplitMix::new(opts.seed);
     let (train_v, train_l) = dataset(&mut rng, opts.train, opts.noise);
     let (test_v, test_l) = dataset(&mut rng, opts.test, opts.noise);
-    let mut net = network(&mut rng);
+    let (mut net, layers) = network(&mut rng);
     let parameters = net.param_count();
     let mut adam = Adam::new(1e-3);
     let bs = 16;
@@ -247,6 +273,48 @@ pub fn run(opts: &VolumeOptions) -> Result<VolumeReport, DemoError> {
     }
     let train_time_s = start.elapsed().as_secs_f64();
 
+    Ok(Fitted {
+        net,
+        layers,
+        parameters,
+        train_time_s,
+        epoch_loss,
+        test_v,
+        test_l,
+    })
+}
+
+/// Trains the demo's network (as [`run`] does) and returns it with the held-out volumes,
+/// normalised as the network sees them (centred on the tissue level, unit spread).
+pub fn train(opts: &VolumeOptions) -> Result<Trained, DemoError> {
+    let f = fit(opts)?;
+    let input_names = f
+        .test_l
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| format!("test {i} ({})", CLASSES[l]))
+        .collect();
+    let inputs = f.test_v.iter().map(|v| normalised(v).collect()).collect();
+    Ok(Trained {
+        net: f.net,
+        layers: f.layers,
+        input_dims: vec![SIZE; 3],
+        inputs,
+        input_names,
+    })
+}
+
+/// Runs the demo: synthesise, train, evaluate on held-out volumes, and draw.
+pub fn run(opts: &VolumeOptions) -> Result<VolumeReport, DemoError> {
+    let Fitted {
+        mut net,
+        parameters,
+        train_time_s,
+        epoch_loss,
+        test_v,
+        test_l,
+        ..
+    } = fit(opts)?;
     let mut confusion = [[0usize; 2]; 2];
     let all: Vec<usize> = (0..opts.test).collect();
     for idx in all.chunks(32) {
@@ -352,5 +420,26 @@ mod tests {
         };
         let (m0, m1) = (mass(0), mass(1));
         assert!((m0 / m1 - 1.0).abs() < 0.35, "{m0} vs {m1}");
+    }
+
+    /// The inspection hand-off on a tiny configuration: one geometry per layer (the receptive
+    /// field arithmetic depends on it), and the held-out volumes as the network sees them.
+    #[test]
+    fn train_hands_out_the_network_and_held_out_volumes() {
+        let opts = VolumeOptions {
+            train: 4,
+            test: 3,
+            epochs: 1,
+            ..VolumeOptions::default()
+        };
+        let t = train(&opts).expect("train");
+        assert_eq!(t.layers.len(), t.net.summary().len());
+        assert_eq!(t.input_dims, vec![SIZE; 3]);
+        assert_eq!(t.inputs.len(), 3);
+        assert!(t.inputs.iter().all(|v| v.len() == SIZE * SIZE * SIZE));
+        assert_eq!(t.input_names[1], "test 1 (elongated)");
+        let mut net = t.net;
+        let x = Array::from_vec(&[1, 1, SIZE, SIZE, SIZE], t.inputs[0].clone()).expect("array");
+        assert_eq!(net.forward(&x).expect("forward").dims(), &[1, 2]);
     }
 }

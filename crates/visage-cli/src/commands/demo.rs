@@ -31,7 +31,7 @@ fn pool(threads: usize) -> anyhow::Result<rayon::ThreadPool> {
 
 /// The recording from the flag, else under `$VISAGE_SHARED` (default `../shared`), as the tests
 /// find their data.
-fn ekg_csv(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+pub(crate) fn ekg_csv(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(p) = flag {
         return Ok(p);
     }

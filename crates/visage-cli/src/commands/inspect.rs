@@ -7,13 +7,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
+use visage_demos::{ekg, volume, LayerGeometry, Trained};
 use visage_face::{DetectOptions, FaceModels};
 use visage_formats::manifest::{models_dir, Manifest};
 use visage_image::{decode_file, DecodeOptions, RgbImage};
 use visage_inspect::report::{render_activations, render_gram, save_png};
 use visage_inspect::{
-    collect_patches, pick_units, scan, write_report, FaceResnetInspector, Input,
-    MobileNetInspector, Network, ScanOptions, TOP_K,
+    collect_patches, pick_units, scan, write_report, FaceResnetInspector, Input, LayerWindow,
+    MobileNetInspector, Network, ScanOptions, SequentialInspector, TOP_K,
 };
 
 use crate::args::{
@@ -45,6 +46,56 @@ struct Loaded {
     faces: Option<FaceModels>,
     /// Photos in which no face was found (the whole image was used instead).
     no_face: AtomicUsize,
+    /// Only for the demo networks: their own held-out inputs, with names, instead of photos.
+    demo: Option<(Vec<Input>, Vec<String>)>,
+}
+
+/// Threads the demo networks train on: `visage demo`'s default, so that `inspect` looks at the
+/// very network the demo reports on (training is deterministic for a seed and a thread count).
+const DEMO_THREADS: usize = 2;
+
+/// Trains a demo network as `visage demo` does and wraps it for inspection.
+fn load_demo(
+    name: &'static str,
+    train: impl FnOnce() -> Result<Trained, visage_demos::DemoError> + Send,
+) -> anyhow::Result<Loaded> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(DEMO_THREADS)
+        .build()
+        .context("cannot start the worker threads")?;
+    let t = pool
+        .install(train)
+        .with_context(|| format!("training the {name} demo network"))?;
+    let windows = t
+        .layers
+        .iter()
+        .map(|g| match g {
+            LayerGeometry::Conv(c) => LayerWindow::conv(c),
+            LayerGeometry::Pool(p) => LayerWindow::pool(p),
+            LayerGeometry::Pointwise => LayerWindow::Pointwise,
+            LayerGeometry::Global => LayerWindow::Global,
+        })
+        .collect();
+    let inputs = t
+        .inputs
+        .into_iter()
+        .map(|data| match t.input_dims[..] {
+            [z, y, x] => Ok(Input::Volume {
+                dims: [z, y, x],
+                data,
+            }),
+            [_] => Ok(Input::Signal(data)),
+            _ => bail!("{name}: inputs of {} axes", t.input_dims.len()),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let net = SequentialInspector::new(t.net, windows, t.input_dims.len())?;
+    Ok(Loaded {
+        name,
+        net: Box::new(net),
+        faces: None,
+        no_face: AtomicUsize::new(0),
+        demo: Some((inputs, t.input_names)),
+    })
 }
 
 impl Loaded {
@@ -62,7 +113,16 @@ impl Loaded {
                     net: Box::new(net),
                     faces: None,
                     no_face: AtomicUsize::new(0),
+                    demo: None,
                 })
+            }
+            InspectModel::Ekg => {
+                let opts = ekg::EkgOptions::new(super::demo::ekg_csv(args.csv.clone())?);
+                load_demo("ekg", || ekg::train(&opts))
+            }
+            InspectModel::Volume => {
+                let opts = volume::VolumeOptions::default();
+                load_demo("volume", || volume::train(&opts))
             }
             InspectModel::DlibResnet => {
                 let dir = models_dir(args.models.models.as_deref())?;
@@ -76,6 +136,7 @@ impl Loaded {
                     net: Box::new(net),
                     faces: Some(faces),
                     no_face: AtomicUsize::new(0),
+                    demo: None,
                 })
             }
         }
@@ -124,8 +185,17 @@ impl Loaded {
             .collect()
     }
 
-    /// Four depths, with receptive fields of about 7, 30, 80 and 200 pixels.
+    /// Four depths, with receptive fields of about 7, 30, 80 and 200 pixels; for the demo
+    /// networks, the ReLU after each convolution.
     fn default_layers(&self) -> Vec<String> {
+        if self.demo.is_some() {
+            return self
+                .net
+                .layer_names()
+                .into_iter()
+                .filter(|n| n.ends_with(":relu"))
+                .collect();
+        }
         if self.faces.is_none() {
             return MOBILENET_DEFAULT.iter().map(|s| s.to_string()).collect();
         }
@@ -175,37 +245,59 @@ fn spread<T: Clone>(v: &[T], n: usize) -> Vec<T> {
 
 fn run_units(args: InspectUnitsArgs) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
-    let mut files = image_files(&args.images)?;
-    if let Some(n) = args.limit {
-        files = spread(&files, n);
-    }
-    if files.is_empty() {
-        bail!("no images found under {}", args.images.display());
-    }
+    let demo = matches!(args.model.model, InspectModel::Ekg | InspectModel::Volume);
+    // Photos are listed before the network loads, so a wrong folder fails at once.
+    let (root, files) = match (&args.images, demo) {
+        (Some(_), true) => bail!("--model ekg and volume use their demo's own data; drop --images"),
+        (None, false) => bail!("--images DIR is required for this model"),
+        (Some(dir), false) => {
+            let mut files = image_files(dir)?;
+            if let Some(n) = args.limit {
+                files = spread(&files, n);
+            }
+            if files.is_empty() {
+                bail!("no images found under {}", dir.display());
+            }
+            (dir.clone(), files)
+        }
+        (None, true) => (PathBuf::new(), Vec::new()),
+    };
     let loaded = Loaded::load(&args.model)?;
     let layers = loaded.layers(&args.layers)?;
-    let names: Vec<String> = files
-        .iter()
-        .map(|p| {
-            p.strip_prefix(&args.images)
-                .unwrap_or(p)
-                .display()
-                .to_string()
-        })
-        .collect();
+    // The demo's inputs, thinned by --limit like photos; indices into them stand in for files.
+    let picked: Vec<usize> = match &loaded.demo {
+        Some((inputs, _)) => spread(
+            &(0..inputs.len()).collect::<Vec<_>>(),
+            args.limit.unwrap_or(usize::MAX),
+        ),
+        None => Vec::new(),
+    };
+    let names: Vec<String> = match &loaded.demo {
+        Some((_, names)) => picked.iter().map(|&i| names[i].clone()).collect(),
+        None => files
+            .iter()
+            .map(|p| p.strip_prefix(&root).unwrap_or(p).display().to_string())
+            .collect(),
+    };
+    if names.is_empty() {
+        bail!("no inputs to scan");
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build()
         .context("cannot start the worker threads")?;
-    let bar = ProgressBar::new(files.len() as u64);
+    let bar = ProgressBar::new(names.len() as u64);
     bar.set_style(
         ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {pos}/{len} images ({eta} left)",
+            "{elapsed_precise} [{bar:40}] {pos}/{len} inputs ({eta} left)",
         )
         .context("progress bar template")?
         .progress_chars("=> "),
     );
-    let load = |i: usize| loaded.load_input(&files[i]);
+    let load = |i: usize| match &loaded.demo {
+        Some((inputs, _)) => Ok(inputs[picked[i]].clone()),
+        None => loaded.load_input(&files[i]),
+    };
     let result = pool.install(|| {
         let options = ScanOptions {
             k: TOP_K,
@@ -214,7 +306,7 @@ fn run_units(args: InspectUnitsArgs) -> anyhow::Result<ExitCode> {
         scan(
             loaded.net.as_ref(),
             &layers,
-            files.len(),
+            names.len(),
             options,
             load,
             || bar.inc(1),
@@ -229,8 +321,8 @@ fn run_units(args: InspectUnitsArgs) -> anyhow::Result<ExitCode> {
     let patches = pool.install(|| collect_patches(&result, &shown, load))?;
     write_report(&args.out, loaded.name, &result, &patches, &names, args.cell)?;
     println!(
-        "{} images ({} skipped) through {} layers of {} in {:.1} s; wrote {}",
-        files.len(),
+        "{} inputs ({} skipped) through {} layers of {} in {:.1} s; wrote {}",
+        names.len(),
         result.skipped.len(),
         layers.len(),
         loaded.name,
@@ -246,7 +338,16 @@ fn run_units(args: InspectUnitsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The demo networks' inputs are their own data, not photographs.
+fn photos_only(model: InspectModel) -> anyhow::Result<()> {
+    if matches!(model, InspectModel::Ekg | InspectModel::Volume) {
+        bail!("--model ekg and volume support only `inspect units` and `inspect layers`");
+    }
+    Ok(())
+}
+
 fn run_activations(args: InspectActivationsArgs) -> anyhow::Result<ExitCode> {
+    photos_only(args.model.model)?;
     let loaded = Loaded::load(&args.model)?;
     let layers = loaded.layers(&args.layers)?;
     let input = loaded
@@ -262,6 +363,7 @@ fn run_activations(args: InspectActivationsArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_gram(args: InspectGramArgs) -> anyhow::Result<ExitCode> {
+    photos_only(args.model.model)?;
     let loaded = Loaded::load(&args.model)?;
     let layer = match &args.layer {
         Some(l) => loaded.net.layer_index(l)?,
