@@ -1,36 +1,12 @@
 //! End-to-end tests of `visage classical` on the real ORL faces and on bad input (pixel methods
 //! only: they need no face models and take about a second).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-use serde_json::Value;
-
-fn shared() -> PathBuf {
-    match std::env::var_os("VISAGE_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-}
+use common::{json, shared, visage};
 
 fn orl() -> String {
     shared().join("data/orl").to_string_lossy().into_owned()
-}
-
-fn visage(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_visage"))
-        .args(args)
-        .output()
-        .expect("visage runs")
-}
-
-fn json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
 
 #[test]

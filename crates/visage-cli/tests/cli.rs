@@ -1,22 +1,14 @@
 //! End-to-end tests of the `visage` binary on real photos and on bad input.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::{models, shared, visage};
 use serde_json::Value;
-
-fn shared() -> PathBuf {
-    match std::env::var_os("VISAGE_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-}
-
-fn models() -> PathBuf {
-    shared().join("models")
-}
 
 fn photo(name: &str) -> PathBuf {
     shared().join("golden/dlib/images").join(name)
@@ -27,14 +19,6 @@ fn golden(name: &str) -> Value {
         .join("golden/dlib")
         .join(format!("image_{name}.json"));
     serde_json::from_slice(&std::fs::read(&path).expect("golden json")).expect("json")
-}
-
-fn visage(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_visage"))
-        .args(args)
-        .env_remove("VISAGE_MODELS")
-        .output()
-        .expect("visage runs")
 }
 
 fn visage_with_models(args: &[&str], models_dir: &Path) -> Output {

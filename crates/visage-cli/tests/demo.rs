@@ -1,33 +1,9 @@
 //! End-to-end tests of `visage demo`: the EKG demo on the shared recording (a few seconds), a
 //! shortened volume demo, and bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-use serde_json::Value;
-
-fn shared() -> PathBuf {
-    match std::env::var_os("VISAGE_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-}
-
-fn visage(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_visage"))
-        .args(args)
-        .output()
-        .expect("visage runs")
-}
-
-fn json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
-}
+use common::{json, shared, visage};
 
 /// The bar: F1 ≥ 0.98 on the held-out minute, a plausible heart rate, a plot.
 #[test]

@@ -1,20 +1,16 @@
 //! End-to-end tests of enroll, identify, gallery, calibrate and eval on real photos (LFW's small
 //! 250x250 images keep them quick), including a killed enrolment and bad input.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::shared;
 use serde_json::Value;
 use visage_gallery::Gallery;
-
-fn shared() -> PathBuf {
-    match std::env::var_os("VISAGE_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-}
 
 /// The `k`-th photo (0-based, by file name) of a person in the LFW images shipped with the
 /// pairs (which hold only the images pairs.txt names).

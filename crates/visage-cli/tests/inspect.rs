@@ -1,16 +1,11 @@
 //! End-to-end tests of `visage inspect` on a few real images.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::{Command, Output};
 
+use common::shared;
 use serde_json::Value;
-
-fn shared() -> PathBuf {
-    match std::env::var_os("VISAGE_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-}
 
 fn visage(args: &[&str]) -> Output {
     let models = shared().join("models");
