@@ -9,7 +9,8 @@
 //! * `conv2d_fwd_dgrad`: that forward plus the gradient with respect to its input;
 //! * `conv2d_fwd_bwd`: the training path, `grad::conv_forward` + `grad::conv_backward` on `f32`
 //!   arrays (gradients for input, weights and bias; 3x the forward's FLOPs);
-//! * `face_resnet_b16`: the dlib face ResNet on 16 chips (needs `--model`).
+//! * `face_resnet_b16`: the dlib face ResNet on 16 chips (needs `--model`; `--profile` also
+//!   prints the mean time of each step to stderr; `--resnet-only` skips the single layers).
 
 use std::time::Instant;
 
@@ -28,6 +29,20 @@ fn best_ms(reps: usize, mut f: impl FnMut()) -> f64 {
             t.elapsed().as_secs_f64() * 1e3
         })
         .fold(f64::INFINITY, f64::min)
+}
+
+/// CPU time this process has used (all threads), in milliseconds, where Linux tells it: unlike
+/// wall time it does not grow when other processes take the cores, so with `--threads 1` it
+/// compares two kernels fairly on a busy machine.
+fn cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    // Clock ticks; 100 per second on every Linux configuration in use.
+    Some((utime + stime) * 10.0)
 }
 
 fn random(n: usize, seed: u64) -> Vec<f32> {
@@ -93,7 +108,12 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .build()?;
     pool.install(|| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let mut scratch = ConvScratch::default();
-        for (c, hw) in [(64usize, 256usize), (128, 128), (512, 32)] {
+        let layers: &[(usize, usize)] = if args.iter().any(|a| a == "--resnet-only") {
+            &[]
+        } else {
+            &[(64, 256), (128, 128), (512, 32)]
+        };
+        for &(c, hw) in layers {
             let g = ConvNd::new(c, c, [3, 3]).with_padding([1, 1]);
             let weights = random(c * g.taps(), 1);
             let fwd = fast_conv2d(&g, &weights, &random(c, 2))?;
@@ -136,9 +156,32 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 .map(|i| random(rows * cols * 3, 10 + i).iter().map(|v| ((v + 0.5) * 255.0) as u8).collect())
                 .collect();
             let refs: Vec<&[u8]> = chips.iter().map(Vec::as_slice).collect();
+            let cpu_before = cpu_ms();
             let t = best_ms(reps, || {
                 net.encode_batch(&refs).expect("chips fit");
             });
+            if let (Some(a), Some(b)) = (cpu_before, cpu_ms()) {
+                eprintln!(
+                    "face ResNet, 16 chips: {:.1} ms CPU time per batch",
+                    (b - a) / (reps + 1) as f64
+                );
+            }
+            if args.iter().any(|a| a == "--profile") {
+                // Per-step wall time summed over the repetitions: where the network spends it.
+                let mut total: Vec<(String, f64)> = Vec::new();
+                for _ in 0..reps {
+                    let (_, times) = net.encode_batch_profiled(&refs)?;
+                    if total.is_empty() {
+                        total = times.iter().map(|(n, _)| (n.clone(), 0.0)).collect();
+                    }
+                    for (slot, (_, t)) in total.iter_mut().zip(&times) {
+                        slot.1 += t.as_secs_f64() * 1e3 / reps as f64;
+                    }
+                }
+                for (i, (name, ms)) in total.iter().enumerate() {
+                    eprintln!("{i:3} {ms:8.3} ms  {name}");
+                }
+            }
             let flops = 16.0 * resnet_flops(&net);
             println!(
                 "{{\"case\":\"face_resnet_b16\",\"shape\":\"16x3x150x150\",\"ms\":{t:.3},\"gflops\":{:.2},\"gflop_per_chip\":{:.3}}}",

@@ -1,4 +1,8 @@
-//! 2-D convolution (cross-correlation with zero padding, plus a bias), as im2col + GEMM.
+//! 2-D convolution (cross-correlation with zero padding, plus a bias).
+//!
+//! On machines with AVX-512, banks of filters in multiples of 32 run the [`direct`] kernel: no
+//! intermediate matrix, the input read in place from a padded copy. Everything else (other
+//! CPUs, odd filter counts) runs as im2col + GEMM, described here.
 //!
 //! The output pixels of a convolution are the columns of one matrix product,
 //! `out[F, pixels] = weights[F, C*kh*kw] x col[C*kh*kw, pixels]`, where each row of `col` holds
@@ -27,6 +31,10 @@ use rayon::prelude::*;
 
 use crate::tensor::{plane_offset, Layout, Shape, Tensor};
 use crate::NnError;
+
+mod direct;
+
+use direct::DirectFilters;
 
 /// What is applied to each output value after the bias.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +130,9 @@ enum Filters {
     /// `[F][K]` bank on every call; for the few-pixel layers deep in a network, that copy would
     /// cost more than the arithmetic.
     Columns(Vec<f32>),
+    /// Blocks of 32 filters for the direct AVX-512 kernel (see [`direct`]), chosen wherever it
+    /// runs: it needs no im2col copy and wastes nothing on small planes.
+    Direct(DirectFilters),
 }
 
 /// Banks of at least this many values (1 MiB) are stored as [`Filters::Columns`].
@@ -326,19 +337,22 @@ impl Conv2d {
                 format!("{} biases for {} filters", bias.len(), spec.out_channels),
             ));
         }
-        let filters = if taps >= COLUMNS_MIN_VALUES || spec.in_channels < COLUMNS_MAX_IN_CHANNELS {
-            let k = spec.taps();
-            let f = spec.out_channels;
-            let mut t = vec![0f32; taps];
-            for (fi, filter) in weights.chunks_exact(k).enumerate() {
-                for (ti, w) in filter.iter().enumerate() {
-                    t[ti * f + fi] = *w;
+        let filters =
+            if let Some(direct) = DirectFilters::new(&spec, |f, t| weights[f * spec.taps() + t]) {
+                Filters::Direct(direct)
+            } else if taps >= COLUMNS_MIN_VALUES || spec.in_channels < COLUMNS_MAX_IN_CHANNELS {
+                let k = spec.taps();
+                let f = spec.out_channels;
+                let mut t = vec![0f32; taps];
+                for (fi, filter) in weights.chunks_exact(k).enumerate() {
+                    for (ti, w) in filter.iter().enumerate() {
+                        t[ti * f + fi] = *w;
+                    }
                 }
-            }
-            Filters::Columns(t)
-        } else {
-            Filters::Rows(weights)
-        };
+                Filters::Columns(t)
+            } else {
+                Filters::Rows(weights)
+            };
         Ok(Self {
             spec,
             filters,
@@ -356,6 +370,7 @@ impl Conv2d {
         match &self.filters {
             Filters::Rows(w) => w[f * self.spec.taps() + t],
             Filters::Columns(w) => w[t * self.spec.out_channels + f],
+            Filters::Direct(d) => d.weight(f, t, self.spec.taps()),
         }
     }
 
@@ -391,6 +406,7 @@ impl Conv2d {
                     tap.iter_mut().zip(gamma).for_each(|(v, g)| *v *= g);
                 }
             }
+            Filters::Direct(d) => d.scale(gamma),
         }
         for ((b, g), beta) in self.bias.iter_mut().zip(gamma).zip(beta) {
             *b = g * *b + beta;
@@ -444,6 +460,19 @@ impl Conv2d {
         };
         if scratch.workers.len() < threads {
             scratch.workers.resize_with(threads, Worker::default);
+        }
+        if let Filters::Direct(filters) = &self.filters {
+            direct::forward(
+                &self.spec,
+                filters,
+                &self.bias,
+                input,
+                output,
+                activation,
+                &mut scratch.grid,
+                threads,
+            );
+            return Ok(());
         }
         let dst = SyncPtr(output.data_mut().as_mut_ptr());
         let src = input.data();
@@ -873,6 +902,7 @@ impl Conv2d {
         let (lhs, lhs_cs, lhs_rs) = match &self.filters {
             Filters::Rows(w) => (w.as_ptr().add(m0 * k), 1, k),
             Filters::Columns(w) => (w.as_ptr().add(m0), f, 1),
+            Filters::Direct(_) => unreachable!("direct filters never reach a GEMM"),
         };
         let (dst, dst_cs, dst_rs) = match out {
             Out::Rows(p, rs) => (p, 1, rs),
@@ -1206,8 +1236,14 @@ pub(crate) mod tests {
         let mut scratch = ConvScratch::default();
         let columns = conv.clone().into_columns();
         let rows = conv.clone().into_rows();
-        for (storage, conv) in [("rows", &rows), ("columns", &columns)] {
-            for strategy in [Strategy::Auto, Strategy::Classic, Strategy::Grid] {
+        let gemm_paths = [Strategy::Auto, Strategy::Classic, Strategy::Grid];
+        for (storage, conv, strategies) in [
+            ("rows", &rows, &gemm_paths[..]),
+            ("columns", &columns, &gemm_paths[..]),
+            // The direct kernel where this machine runs it, else a repeat of the above.
+            ("as built", &conv, &[Strategy::Auto][..]),
+        ] {
+            for &strategy in strategies {
                 // Dirty the output so that a value left unwritten shows.
                 out.reset(expect.shape(), layout);
                 out.data_mut().fill(f32::NAN);
@@ -1254,6 +1290,12 @@ pub(crate) mod tests {
             (spec(7, 3, 3, 1, 1), Shape::new(2, 3, 1, 1)),
             (spec(4, 2, 3, 2, 0), Shape::new(2, 2, 4, 4)),
             (spec(3, 2, 5, 1, 2), Shape::new(1, 2, 3, 4)),
+            // Blocks of 32 filters: the direct kernel, with tiles of 1 to 8 pixels.
+            (spec(32, 3, 7, 2, 0), Shape::new(2, 3, 21, 20)),
+            (spec(64, 5, 3, 1, 1), Shape::new(3, 5, 3, 3)),
+            (spec(32, 4, 3, 2, 0), Shape::new(1, 4, 9, 7)),
+            (spec(64, 6, 1, 1, 0), Shape::new(2, 6, 5, 5)),
+            (spec(32, 3, 3, 1, 1), Shape::new(2, 3, 1, 1)),
             (
                 ConvSpec {
                     out_channels: 3,
