@@ -4,23 +4,14 @@
 //! on the other folds only.
 
 use nalgebra::DMatrix;
-use serde::Serialize;
+use visage_eval::folds::{accuracy_at, best_threshold, k_fold, Candidates, Direction};
+pub use visage_eval::folds::{FoldOutcome, KFold};
 
 use crate::knn::Metric;
 use crate::lda::Lda;
 use crate::pca::Pca;
 use crate::svm::{gamma_scale, BinarySvm, Kernel, SvmParams};
 use crate::ClassicalError;
-
-/// Which way a score points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Direction {
-    /// Distances: a pair is "same" when its score is ≤ the threshold.
-    LowerIsSame,
-    /// Similarities and SVM decision values: "same" when the score is > the threshold.
-    HigherIsSame,
-}
 
 /// One labelled pair: indices of its two images and its fold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,130 +24,6 @@ pub struct PairRef {
     pub b: usize,
     /// Whether both show the same person.
     pub same: bool,
-}
-
-/// The outcome on one fold.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct FoldOutcome {
-    /// Threshold chosen on the other folds (in the score's units).
-    pub threshold: f64,
-    /// Accuracy on the other folds at that threshold (fraction).
-    pub train_accuracy: f64,
-    /// Accuracy on this fold (fraction).
-    pub accuracy: f64,
-}
-
-/// The k-fold outcome.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct KFold {
-    /// Per fold, in order.
-    pub folds: Vec<FoldOutcome>,
-    /// Mean fold accuracy (fraction).
-    pub mean_accuracy: f64,
-    /// Population standard deviation of the fold accuracies (fraction).
-    pub std_accuracy: f64,
-}
-
-fn accuracy_at(scores: &[(f64, bool)], direction: Direction, t: f64) -> f64 {
-    let right = scores
-        .iter()
-        .filter(|(s, same)| {
-            let said = match direction {
-                Direction::LowerIsSame => *s <= t,
-                Direction::HigherIsSame => *s > t,
-            };
-            said == *same
-        })
-        .count();
-    right as f64 / scores.len().max(1) as f64
-}
-
-/// The threshold with the best accuracy on `scores` (midway between two neighbouring scores,
-/// so that it generalises symmetrically), and that accuracy.
-pub fn best_threshold(scores: &[(f64, bool)], direction: Direction) -> (f64, f64) {
-    let mut sorted: Vec<f64> = scores
-        .iter()
-        .map(|s| s.0)
-        .filter(|s| s.is_finite())
-        .collect();
-    sorted.sort_by(f64::total_cmp);
-    sorted.dedup();
-    if sorted.is_empty() {
-        return (0.0, accuracy_at(scores, direction, 0.0));
-    }
-    let mut candidates = Vec::with_capacity(sorted.len() + 1);
-    candidates.push(sorted[0] - 1.0);
-    candidates.extend(sorted.windows(2).map(|w| 0.5 * (w[0] + w[1])));
-    candidates.push(sorted[sorted.len() - 1] + 1.0);
-    // One sweep over the sorted scores instead of re-counting at every candidate.
-    let mut items: Vec<(f64, bool)> = scores.to_vec();
-    items.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let total_same = items.iter().filter(|i| i.1).count();
-    let n = items.len().max(1) as f64;
-    let (mut below_same, mut below_diff, mut idx) = (0usize, 0usize, 0usize);
-    let mut best = (candidates[0], f64::NEG_INFINITY);
-    for &t in &candidates {
-        while idx < items.len() && items[idx].0 <= t {
-            if items[idx].1 {
-                below_same += 1;
-            } else {
-                below_diff += 1;
-            }
-            idx += 1;
-        }
-        let above_diff = (items.len() - total_same) - below_diff;
-        let above_same = total_same - below_same;
-        let right = match direction {
-            Direction::LowerIsSame => below_same + above_diff,
-            Direction::HigherIsSame => above_same + below_diff,
-        };
-        let acc = right as f64 / n;
-        if acc > best.1 {
-            best = (t, acc);
-        }
-    }
-    best
-}
-
-/// Runs the k-fold protocol on `(fold, score, same)` triples.
-pub fn k_fold(items: &[(usize, f64, bool)], direction: Direction) -> KFold {
-    let folds = items.iter().map(|i| i.0 + 1).max().unwrap_or(0);
-    let results: Vec<FoldOutcome> = (0..folds)
-        .map(|f| {
-            let train: Vec<(f64, bool)> = items
-                .iter()
-                .filter(|i| i.0 != f)
-                .map(|i| (i.1, i.2))
-                .collect();
-            let test: Vec<(f64, bool)> = items
-                .iter()
-                .filter(|i| i.0 == f)
-                .map(|i| (i.1, i.2))
-                .collect();
-            let (threshold, train_accuracy) = best_threshold(&train, direction);
-            FoldOutcome {
-                threshold,
-                train_accuracy,
-                accuracy: accuracy_at(&test, direction, threshold),
-            }
-        })
-        .collect();
-    summarise(results)
-}
-
-fn summarise(folds: Vec<FoldOutcome>) -> KFold {
-    let k = folds.len().max(1) as f64;
-    let mean = folds.iter().map(|f| f.accuracy).sum::<f64>() / k;
-    let var = folds
-        .iter()
-        .map(|f| (f.accuracy - mean).powi(2))
-        .sum::<f64>()
-        / k;
-    KFold {
-        folds,
-        mean_accuracy: mean,
-        std_accuracy: var.sqrt(),
-    }
 }
 
 /// How pairs are scored.
@@ -211,14 +78,18 @@ pub fn verify_pairs(
                 .iter()
                 .map(|p| (p.fold, distance(metric, images, p.a, p.b), p.same))
                 .collect();
-            Ok(k_fold(&items, Direction::LowerIsSame))
+            Ok(k_fold(
+                &items,
+                Direction::LowerIsSame,
+                Candidates::Midpoints,
+            ))
         }
         _ => {
             let mut outcomes = Vec::with_capacity(folds);
             for f in 0..folds {
                 outcomes.push(one_fold(images, people, pairs, f, method)?);
             }
-            Ok(summarise(outcomes))
+            Ok(KFold::from_folds(outcomes))
         }
     }
 }
@@ -322,7 +193,8 @@ fn one_fold(
         }
         PairMethod::Distance(_) => unreachable!("handled without training"),
     };
-    let (threshold, train_accuracy) = best_threshold(&train_scores, direction);
+    let (threshold, train_accuracy) =
+        best_threshold(&train_scores, direction, Candidates::Midpoints);
     Ok(FoldOutcome {
         threshold,
         train_accuracy,
@@ -333,30 +205,6 @@ fn one_fold(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn threshold_separates_separable_scores() {
-        let scores = [(0.1, true), (0.2, true), (0.5, false), (0.9, false)];
-        let (t, acc) = best_threshold(&scores, Direction::LowerIsSame);
-        assert!((t - 0.35).abs() < 1e-12 && acc == 1.0);
-        let flipped: Vec<(f64, bool)> = scores.iter().map(|&(s, y)| (-s, y)).collect();
-        let (t, acc) = best_threshold(&flipped, Direction::HigherIsSame);
-        assert!((t + 0.35).abs() < 1e-12 && acc == 1.0);
-    }
-
-    #[test]
-    fn k_fold_uses_other_folds_threshold() {
-        // Folds 0 and 1 agree on 0.5; fold 2 alone would prefer a different cut.
-        let mut items = Vec::new();
-        for f in 0..3 {
-            items.extend([(f, 0.2, true), (f, 0.8, false)]);
-        }
-        items.push((2, 0.6, true));
-        let r = k_fold(&items, Direction::LowerIsSame);
-        assert_eq!(r.folds.len(), 3);
-        assert_eq!(r.folds[0].accuracy, 1.0);
-        assert!((r.folds[2].accuracy - 2.0 / 3.0).abs() < 1e-12);
-    }
 
     #[test]
     fn pair_methods_run_on_toy_pairs() {

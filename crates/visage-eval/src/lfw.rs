@@ -10,12 +10,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::folds::{self, Candidates, Direction};
 use crate::EvalError;
 
-/// Step of the threshold search (Euclidean distance).
-pub const THRESHOLD_STEP: f32 = 0.005;
+/// Step of the threshold search (Euclidean distance). An `f64`, so that step 120 is the `f32`
+/// nearest 0.6, as a decimal grid is meant.
+pub const THRESHOLD_STEP: f64 = 0.005;
 /// Largest threshold tried (Euclidean distance); dlib encodings are never 2 apart.
-pub const THRESHOLD_MAX: f32 = 2.0;
+pub const THRESHOLD_MAX: f64 = 2.0;
 
 /// One labelled pair of images.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,52 +126,33 @@ pub struct Protocol {
     pub std_accuracy: f64,
 }
 
-fn thresholds() -> impl Iterator<Item = f32> {
-    let steps = (THRESHOLD_MAX / THRESHOLD_STEP).round() as usize;
-    // Via f64 so that step 120 is the f32 nearest 0.6, as a decimal grid is meant.
-    (0..=steps).map(|i| (i as f64 * 0.005) as f32)
-}
-
-fn accuracy(items: &[(usize, f32, bool)], keep: impl Fn(usize) -> bool, threshold: f32) -> f64 {
-    let (mut right, mut total) = (0usize, 0usize);
-    for &(fold, d, same) in items {
-        if keep(fold) {
-            total += 1;
-            right += usize::from((d <= threshold) == same);
-        }
-    }
-    right as f64 / total.max(1) as f64
-}
-
 /// Runs the 10-fold protocol on `(fold, Euclidean distance, same)` triples.
 pub fn ten_fold(items: &[(usize, f32, bool)]) -> Protocol {
-    let folds = items.iter().map(|i| i.0 + 1).max().unwrap_or(0);
-    let mut results = Vec::with_capacity(folds);
-    for f in 0..folds {
-        let mut best = (f32::NAN, -1.0f64);
-        for t in thresholds() {
-            let acc = accuracy(items, |g| g != f, t);
-            if acc > best.1 {
-                best = (t, acc);
-            }
-        }
-        results.push(FoldResult {
-            threshold: best.0,
-            train_accuracy: best.1,
-            accuracy: accuracy(items, |g| g == f, best.0),
-        });
-    }
-    let n = results.len().max(1) as f64;
-    let mean = results.iter().map(|r| r.accuracy).sum::<f64>() / n;
-    let var = results
+    let scores: Vec<(usize, f64, bool)> = items
         .iter()
-        .map(|r| (r.accuracy - mean).powi(2))
-        .sum::<f64>()
-        / n;
+        .map(|&(fold, d, same)| (fold, f64::from(d), same))
+        .collect();
+    let k = folds::k_fold(
+        &scores,
+        Direction::LowerIsSame,
+        Candidates::Grid {
+            step: THRESHOLD_STEP,
+            max: THRESHOLD_MAX,
+        },
+    );
     Protocol {
-        folds: results,
-        mean_accuracy: mean,
-        std_accuracy: var.sqrt(),
+        folds: k
+            .folds
+            .iter()
+            .map(|f| FoldResult {
+                // Grid thresholds are f32 values (see `Candidates::Grid`): exact.
+                threshold: f.threshold as f32,
+                train_accuracy: f.train_accuracy,
+                accuracy: f.accuracy,
+            })
+            .collect(),
+        mean_accuracy: k.mean_accuracy,
+        std_accuracy: k.std_accuracy,
     }
 }
 
@@ -193,25 +176,18 @@ mod tests {
     }
 
     #[test]
-    fn ten_fold_picks_threshold_from_other_folds() {
-        // Same pairs at 0.3, different at 0.9, except one different pair at 0.2 in fold 0.
-        let mut items = Vec::new();
-        for fold in 0..10 {
-            for _ in 0..5 {
-                items.push((fold, 0.3, true));
-                items.push((fold, 0.9, false));
-            }
-        }
-        items.push((0, 0.2, false));
+    fn ten_fold_searches_the_peer_grid_in_f32() {
+        // A same pair at exactly the f32 nearest 0.6 and a different one a grid step above: the
+        // grid's 0.6 (an f32, as the peer compares) keeps the first, so every fold is perfect.
+        let items: Vec<(usize, f32, bool)> = (0..10)
+            .flat_map(|fold| [(fold, 0.6f32, true), (fold, 0.605f32, false)])
+            .collect();
         let p = ten_fold(&items);
         assert_eq!(p.folds.len(), 10);
-        for (f, r) in p.folds.iter().enumerate() {
-            assert!(r.threshold >= 0.3 && r.threshold < 0.9, "{}", r.threshold);
-            let expected = if f == 0 { 10.0 / 11.0 } else { 1.0 };
-            assert!((r.accuracy - expected).abs() < 1e-12);
+        for r in &p.folds {
+            assert_eq!(r.threshold, 0.6f32);
+            assert_eq!((r.accuracy, r.train_accuracy), (1.0, 1.0));
         }
-        // The smallest best threshold wins ties.
-        assert!((p.folds[1].threshold - 0.3).abs() < 1e-6);
-        assert!(p.std_accuracy > 0.0 && p.mean_accuracy < 1.0);
+        assert_eq!((p.mean_accuracy, p.std_accuracy), (1.0, 0.0));
     }
 }

@@ -1,5 +1,5 @@
 //! Measuring Visage's decisions: ROC curves, EER, TAR at a FAR and τ for a target FAR
-//! ([`roc`]), the LFW View 2 protocol ([`lfw`]), open-set identification ([`identify`]), ROC
+//! ([`roc`]), k-fold threshold selection ([`folds`]), the LFW View 2 protocol ([`lfw`]), open-set identification ([`identify`]), ROC
 //! plots ([`plot`]) and a cache of encodings on disk ([`cache`]) in front of the face pipeline
 //! ([`runner`], [`faces`]).
 //!
@@ -9,6 +9,7 @@
 pub mod cache;
 mod error;
 pub mod faces;
+pub mod folds;
 pub mod identify;
 pub mod lfw;
 pub mod plot;
