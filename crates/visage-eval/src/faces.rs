@@ -24,6 +24,9 @@ pub enum FaceChoice {
     Centre,
     /// The largest box, as `visage verify` takes; no box: no encoding.
     Largest,
+    /// The largest box; no box: the whole image as the face box. For face sets of small,
+    /// tightly framed images (ORL, Yale) that often defeat the detector.
+    LargestOrWholeImage,
 }
 
 /// Index of the box whose centre is nearest the centre of a `width` x `height` image (ties:
@@ -92,14 +95,14 @@ impl<'a> PipelineEncoder<'a> {
                     let r = d.rect;
                     Rect::new(r.left.max(0), r.top.max(0), r.right.min(w), r.bottom.min(h))
                 }
-                FaceChoice::Largest => d.rect,
+                FaceChoice::Largest | FaceChoice::LargestOrWholeImage => d.rect,
             })
             .collect();
         let picked = match self.choice {
             FaceChoice::LfwCentreOrBox | FaceChoice::Centre => {
                 nearest_centre(&rects, image.width(), image.height())
             }
-            FaceChoice::Largest => largest(&rects),
+            FaceChoice::Largest | FaceChoice::LargestOrWholeImage => largest(&rects),
         };
         let (rect, found) = match (picked, self.choice) {
             (Some(i), _) => (rects[i], true),
@@ -107,6 +110,7 @@ impl<'a> PipelineEncoder<'a> {
                 let [l, t, r, b] = LFW_FALLBACK_BOX;
                 (Rect::new(l, t, r, b), false)
             }
+            (None, FaceChoice::LargestOrWholeImage) => (Rect::new(0, 0, w - 1, h - 1), false),
             (None, _) => return Ok(None),
         };
         let landmarks = self.models.landmarks(&image, &rect);

@@ -20,8 +20,8 @@ use visage_eval::cache::ImageEncoding;
 use visage_eval::faces::{FaceChoice, PipelineEncoder};
 use visage_eval::lfw::parse_pairs;
 use visage_eval::runner::{encode_all, EncodeStats, ImageEncoder};
-use visage_face::{DetectOptions, FaceModels, Rect};
-use visage_image::{decode_file, DecodeOptions, RgbImage};
+
+use visage_image::DecodeOptions;
 
 use super::gallery_db::{open_cache, progress_bar};
 use super::{detect_options, load_models};
@@ -212,78 +212,6 @@ fn load_labelled(
     })
 }
 
-/// Encodes face-set images: the largest detected face, or the whole image as the face box when
-/// the detector finds none (ORL's and Yale's small, tightly framed images often defeat it).
-struct WholeImageFallback<'a> {
-    models: &'a FaceModels,
-    detect: DetectOptions,
-    decode: DecodeOptions,
-}
-
-impl WholeImageFallback<'_> {
-    fn locate(&self, path: &Path) -> Result<(RgbImage, bool), String> {
-        let image = decode_file(path, &self.decode).map_err(|e| e.to_string())?;
-        let detections = self.models.detect(&image, &self.detect);
-        let largest = detections
-            .iter()
-            .map(|d| d.rect)
-            .max_by_key(|r| (r.right - r.left) * (r.bottom - r.top));
-        let (rect, found) = match largest {
-            Some(r) => (r, true),
-            None => (
-                Rect::new(
-                    0,
-                    0,
-                    i64::from(image.width()) - 1,
-                    i64::from(image.height()) - 1,
-                ),
-                false,
-            ),
-        };
-        let landmarks = self.models.landmarks(&image, &rect);
-        let chip = self
-            .models
-            .chip(&image, &landmarks)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok((chip, found))
-    }
-}
-
-impl ImageEncoder for WholeImageFallback<'_> {
-    fn cache_key(&self) -> String {
-        format!(
-            "{}|visage-{}|largest-or-whole-image|upsample={}|adjust={}",
-            self.models.manifest_id(),
-            env!("CARGO_PKG_VERSION"),
-            self.detect.upsample,
-            self.detect.adjust_threshold
-        )
-    }
-
-    fn encode(&self, paths: &[&Path]) -> Vec<Result<ImageEncoding, String>> {
-        let located: Vec<Result<(RgbImage, bool), String>> =
-            paths.par_iter().map(|p| self.locate(p)).collect();
-        let chips: Vec<RgbImage> = located
-            .iter()
-            .filter_map(|r| r.as_ref().ok().map(|(c, _)| c.clone()))
-            .collect();
-        let encodings = match self.models.encode(&chips) {
-            Ok(e) => e,
-            Err(e) => return paths.iter().map(|_| Err(e.to_string())).collect(),
-        };
-        let mut next = encodings.into_iter();
-        located
-            .into_iter()
-            .map(|r| {
-                r.map(|(_, found)| ImageEncoding {
-                    encoding: next.next(),
-                    face_found: found,
-                })
-            })
-            .collect()
-    }
-}
-
 fn encodings_matrix(
     paths: &[PathBuf],
     encodings: &HashMap<PathBuf, ImageEncoding>,
@@ -335,11 +263,12 @@ fn dlib_whole_image_fallback(
     cache: Option<&CacheArgs>,
 ) -> anyhow::Result<(DMatrix<f64>, EncodeStats)> {
     let models = load_models(models)?;
-    let encoder = WholeImageFallback {
-        models: &models,
-        detect: detect_options(detect),
-        decode: decode_options(detect),
-    };
+    let encoder = PipelineEncoder::new(
+        &models,
+        detect_options(detect),
+        decode_options(detect),
+        FaceChoice::LargestOrWholeImage,
+    );
     run_encoder(&encoder, paths, cache)
 }
 
