@@ -49,6 +49,20 @@ pub enum Command {
     Demo(DemoArgs),
     /// Look inside a CNN: the top-9 patches of each unit, feature maps, Gram matrices.
     Inspect(InspectArgs),
+    /// Learn a similarity function: triplet loss, pair head, prototypical networks.
+    Train(TrainArgs),
+    /// Few-shot evaluation: N-way one-shot accuracy on Omniglot runs, and building runs.
+    Fewshot(FewshotArgs),
+    /// Neural style transfer by optimisation: CONTENT painted in the style of STYLE... (costs of
+    /// Gatys et al., MobileNetV2 or VGG19, L-BFGS or Adam).
+    Style(StyleArgs),
+    /// Feed-forward style transfer: 26 built-in styles (and blends) or any picture's style, in one pass.
+    Stylize(StylizeArgs),
+    /// The HTTP service and web page: identify, verify, enroll and manage people over a gallery
+    /// in SQLite or PostgreSQL.
+    Serve(ServeArgs),
+    /// The service's API keys: create (shown once, stored hashed), list, revoke.
+    Keys(KeysArgs),
 }
 
 /// Where the models are.
@@ -748,4 +762,443 @@ pub struct InspectGramArgs {
     /// Output PNG.
     #[arg(short = 'o', long = "out", value_name = "PNG")]
     pub out: PathBuf,
+}
+
+/// Arguments of train.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// What to train.
+    #[command(subcommand)]
+    pub which: TrainCommand,
+}
+
+/// The train subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// Learn a similarity on Omniglot: triplet loss, pair head (Koch) or prototypical networks.
+    Omniglot(TrainOmniglotArgs),
+    /// Fit the pair head on frozen dlib encodings over LFW's 10 folds, against the plain threshold.
+    LfwHead(TrainLfwHeadArgs),
+}
+
+/// Arguments of train omniglot.
+#[derive(Debug, Args)]
+pub struct TrainOmniglotArgs {
+    /// Omniglot set to train on (<alphabet>/<character>/*.png), e.g. ../shared/data/omniglot/images_background_small1.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Output directory: model.safetensors, summary.json, curve.png.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// triplet (Siamese, triplet loss), pair (twin network + pair head, Koch) or proto (prototypical networks).
+    #[arg(long, default_value = "proto", value_parser = ["triplet", "pair", "proto"])]
+    pub method: String,
+    /// Optimizer steps (default: the method's, see docs/TRAINING.md).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Adam's initial learning rate (cosine decay to 5% of it).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Classes per batch (P; N ways for proto).
+    #[arg(long)]
+    pub classes_per_batch: Option<usize>,
+    /// Images per class in a batch (K; shots + queries for proto).
+    #[arg(long)]
+    pub images_per_class: Option<usize>,
+    /// Support images per class in an episode (proto).
+    #[arg(long, default_value_t = 1)]
+    pub shots: usize,
+    /// Triplet miner: all, semi-hard, batch-hard or hardest (batch-hard can collapse, see docs/TRAINING.md).
+    #[arg(long, default_value = "semi-hard")]
+    pub miner: String,
+    /// Triplet margin α (squared distances between unit-length embeddings).
+    #[arg(long, default_value_t = 0.2)]
+    pub margin: f32,
+    /// Do not scale triplet embeddings to unit length.
+    #[arg(long)]
+    pub no_normalize: bool,
+    /// Pair-head features: abs (|Δ|), chi2 (χ²) or both.
+    #[arg(long, default_value = "abs")]
+    pub features: String,
+    /// Input side in pixels (the 105-pixel images are shrunk to it).
+    #[arg(long, default_value_t = 28)]
+    pub side: usize,
+    /// Conv blocks (3x3 conv, batch norm, ReLU, 2x2 max pool).
+    #[arg(long, default_value_t = 4)]
+    pub blocks: usize,
+    /// Channels per block.
+    #[arg(long, default_value_t = 64)]
+    pub channels: usize,
+    /// Do not add rotated characters (90/180/270°) as new classes.
+    #[arg(long)]
+    pub no_rotations: bool,
+    /// Do not distort training images (small random affine maps).
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Seed of initialisation, sampling and augmentation.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Continue from this checkpoint (its settings apply; --steps sets the new total).
+    #[arg(long, value_name = "CKPT")]
+    pub resume: Option<PathBuf>,
+    /// Steps between checkpoints (0: only at the end).
+    #[arg(long, default_value_t = 250)]
+    pub checkpoint_every: usize,
+    /// Stop as soon as the collapse guard fires.
+    #[arg(long)]
+    pub stop_on_collapse: bool,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Print the run summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of train lfw-head.
+#[derive(Debug, Args)]
+pub struct TrainLfwHeadArgs {
+    /// pairs.txt.
+    #[arg(long, value_name = "FILE")]
+    pub pairs: PathBuf,
+    /// The image root (Name/Name_0001.jpg).
+    #[arg(long, value_name = "DIR")]
+    pub images: PathBuf,
+    /// Pair-head features: abs (|Δ|), chi2 (χ²) or both; several comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "abs,chi2,both")]
+    pub features: Vec<String>,
+    /// Full-batch Adam steps per fold.
+    #[arg(long, default_value_t = 300)]
+    pub epochs: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    #[command(flatten)]
+    pub models: ModelsDir,
+    #[command(flatten)]
+    pub detect: DetectArgs,
+}
+
+/// Arguments of fewshot.
+#[derive(Debug, Args)]
+pub struct FewshotArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub which: FewshotCommand,
+}
+
+/// The fewshot subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FewshotCommand {
+    /// N-way one-shot accuracy over runs in the standard Omniglot layout (runNN/class_labels.txt).
+    Eval(FewshotEvalArgs),
+    /// Draw runs in the standard layout from alphabets not trained on.
+    BuildRuns(FewshotBuildRunsArgs),
+}
+
+/// Arguments of fewshot eval.
+#[derive(Debug, Args)]
+pub struct FewshotEvalArgs {
+    /// Directory holding runNN/ directories.
+    #[arg(long, value_name = "DIR")]
+    pub runs: PathBuf,
+    /// A checkpoint written by `visage train omniglot`.
+    #[arg(long, value_name = "CKPT")]
+    pub model: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of fewshot build-runs.
+#[derive(Debug, Args)]
+pub struct FewshotBuildRunsArgs {
+    /// Omniglot set to draw from, e.g. ../shared/data/omniglot/images_background_small2.
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+    /// Leave out the alphabets of this training set.
+    #[arg(long, value_name = "DIR")]
+    pub exclude_alphabets_of: Option<PathBuf>,
+    /// Output directory (created; must not hold runs yet).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Number of runs.
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// Classes per run.
+    #[arg(long, default_value_t = 20)]
+    pub ways: usize,
+    /// Seed of the draw.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// The loss network of `visage style`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StyleNetwork {
+    /// torchvision's ImageNet MobileNetV2 (MODELS/mobilenet_v2/mobilenet_v2-b0353104.pth).
+    MobilenetV2,
+    /// VGG19 in torchvision's layout; weights from --weights (.pth or .safetensors).
+    Vgg19,
+}
+
+/// The optimiser of `visage style`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StyleOptimizer {
+    /// L-BFGS: one iteration is one line search (one or more evaluations).
+    Lbfgs,
+    /// Adam on the pixels.
+    Adam,
+}
+
+/// Where the generated image starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StyleInit {
+    /// Seeded white noise (see --seed).
+    Noise,
+    /// The content image.
+    Content,
+}
+
+/// Softmax over activations before the losses (Wang et al. 2021).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StyleSmoothing {
+    /// The network's default (off for both; see docs/STYLE.md).
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
+/// Arguments of `visage style`.
+#[derive(Debug, Args)]
+pub struct StyleArgs {
+    /// The content photo.
+    #[arg(value_name = "CONTENT")]
+    pub content: PathBuf,
+    /// One or more style images (blended, see --style-weights).
+    #[arg(value_name = "STYLE", required = true)]
+    pub styles: Vec<PathBuf>,
+    /// Output image (PNG or JPEG by extension).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// The loss network.
+    #[arg(long, value_enum, default_value_t = StyleNetwork::MobilenetV2)]
+    pub network: StyleNetwork,
+    /// Weights file (MobileNetV2: defaults to MODELS/mobilenet_v2/mobilenet_v2-b0353104.pth;
+    /// VGG19: required unless --random-weights).
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// Random VGG19 weights: for timing and tests only, the picture means nothing.
+    #[arg(long)]
+    pub random_weights: bool,
+    /// Layer of J_content (features.N; VGG19 also takes names such as relu4_2). Default:
+    /// features.7 (MobileNetV2), relu4_2 (VGG19).
+    #[arg(long, value_name = "LAYER")]
+    pub content_layer: Option<String>,
+    /// Style layers with their λ, comma-separated LAYER[:λ] (λ defaults to 1). Default:
+    /// features.1,3,6,10,13 (MobileNetV2), relu1_1,2_1,3_1,4_1,5_1 (VGG19), λ 1 each.
+    #[arg(long, value_name = "LIST")]
+    pub style_layers: Option<String>,
+    /// Weight α of J_content.
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Weight β of J_style.
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// Weight of the squared total variation (pixels on a 0..1 scale).
+    #[arg(long, value_name = "WEIGHT")]
+    pub tv: Option<f64>,
+    /// Softmax over activations before the losses.
+    #[arg(long, value_enum, default_value_t = StyleSmoothing::Auto)]
+    pub smoothing: StyleSmoothing,
+    /// Starting image.
+    #[arg(long, value_enum, default_value_t = StyleInit::Noise)]
+    pub init: StyleInit,
+    /// Seed of the starting noise.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Optimiser.
+    #[arg(long, value_enum, default_value_t = StyleOptimizer::Adam)]
+    pub optimizer: StyleOptimizer,
+    /// Iterations of the first (coarsest) stage.
+    #[arg(long, default_value_t = 300)]
+    pub iters: usize,
+    /// Iterations of each finer stage (default: a quarter of --iters).
+    #[arg(long, value_name = "N")]
+    pub refine_iters: Option<usize>,
+    /// Adam's step size, pixels on a 0..1 scale, in the first stage (finer stages take 0.3 times
+    /// it).
+    #[arg(long, default_value_t = 0.03)]
+    pub lr: f64,
+    /// Long side of the output, pixels.
+    #[arg(long, default_value_t = 512)]
+    pub size: usize,
+    /// Long side of the coarsest stage: stages double from here up to --size.
+    #[arg(long, default_value_t = 512)]
+    pub coarse_size: usize,
+    /// Blend weights of the style images, comma-separated, one per style (default: equal).
+    #[arg(long, value_name = "LIST")]
+    pub style_weights: Option<String>,
+    /// Style images are resized to this times the long side of the image being optimised.
+    #[arg(long, default_value_t = 1.0)]
+    pub style_scale: f64,
+    /// Keep the content's colours (luminance transfer).
+    #[arg(long)]
+    pub preserve_color: bool,
+    /// Memory budget for the activations of one pass, e.g. 4G or 800M; a stage that needs more
+    /// is optimised in overlapping tiles.
+    #[arg(long, default_value = "4G", value_name = "BYTES")]
+    pub max_memory: String,
+    /// Write the current image every N iterations, as OUT-stageS-iterN.png.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub snapshot_every: usize,
+    /// Draw the loss curves of the run into this PNG.
+    #[arg(long, value_name = "PNG")]
+    pub loss_plot: Option<PathBuf>,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Largest input image accepted, in pixels (width x height), checked before decoding.
+    #[arg(long, default_value_t = visage_image::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+    /// Print the summary (losses per iteration, time per iteration, peak memory) as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the models are.
+    #[command(flatten)]
+    pub models: ModelsDir,
+}
+
+/// Arguments of `visage stylize`.
+#[derive(Debug, Args)]
+pub struct StylizeArgs {
+    /// Images, or folders whose images are all stylised.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub inputs: Vec<PathBuf>,
+    /// A built-in style: an index 0 to 25, or a blend such as 3:0.5,12:0.5 (weights relative);
+    /// repeat for several styles.
+    #[arg(long, value_name = "K")]
+    pub style: Vec<String>,
+    /// Paint in the style of this picture (arbitrary-style network); repeat for several.
+    #[arg(long, value_name = "FILE")]
+    pub style_image: Vec<PathBuf>,
+    /// Output: a .png file (one image, one style), else a folder (IMAGE.png, or
+    /// IMAGE_STYLE.png with several styles).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// 0 to 1: how much of the stylised image is laid over the photo (arbitrary style: how far
+    /// the style vector moves from the photo's own toward the style image's).
+    #[arg(long, default_value_t = 1.0)]
+    pub strength: f32,
+    /// Keep the photo's colours; take only brightness from the stylised image.
+    #[arg(long)]
+    pub preserve_color: bool,
+    /// Photos whose longer side exceeds this many pixels are scaled down first (0: never).
+    #[arg(long, default_value_t = 1024)]
+    pub max_size: u32,
+    /// Largest image accepted, in pixels (width x height), checked before decoding.
+    #[arg(long, default_value_t = visage_image::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+    /// Also write a contact sheet: one row per image (the photo, then each style).
+    #[arg(long, value_name = "FILE")]
+    pub sheet: Option<PathBuf>,
+    /// Longer side of each picture in the contact sheet, pixels.
+    #[arg(long, default_value_t = 256)]
+    pub sheet_cell: u32,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Run each image this many times and report the fastest (for benchmarks).
+    #[arg(long, default_value_t = 1)]
+    pub reps: usize,
+    /// One JSON line per output (input, output, style, size, milliseconds).
+    #[arg(long)]
+    pub json: bool,
+    /// Where the models are.
+    #[command(flatten)]
+    pub models: ModelsDir,
+}
+
+/// Arguments of serve.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Gallery: an SQLite file or a postgres:// URL (several instances may share one PostgreSQL
+    /// gallery); defaults to $VISAGE_DB, else gallery.sqlite in the user's data directory.
+    #[arg(long, value_name = "PATH_OR_URL", env = "VISAGE_DB")]
+    pub db: Option<String>,
+    /// Inference threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Inference requests that may wait for a thread; more get 429 (default: 2 per thread).
+    #[arg(long)]
+    pub queue: Option<usize>,
+    /// Largest request body, in MiB (larger: 413).
+    #[arg(long, default_value_t = 10)]
+    pub max_body_mb: usize,
+    /// Longest a request may take, in seconds, reading its body included (longer: 503).
+    #[arg(long, default_value_t = 30)]
+    pub timeout_s: u64,
+    /// Keep enrolment photos in this folder (named by SHA-256); by default no image is kept.
+    #[arg(long, value_name = "DIR")]
+    pub keep_images: Option<PathBuf>,
+    /// Search structure of the in-memory index.
+    #[arg(long, value_enum, default_value_t = IndexChoice::Auto)]
+    pub index: IndexChoice,
+    #[command(flatten)]
+    pub models: ModelsDir,
+    #[command(flatten)]
+    pub detect: DetectArgs,
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScopeChoice {
+    /// Identify faces and verify pairs.
+    Identify,
+    /// Enroll, list, show, rename and remove people.
+    Manage,
+}
+
+/// Arguments of keys.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: KeysAction,
+    /// Gallery holding the keys: an SQLite file or a postgres:// URL (as visage serve --db).
+    #[arg(long, value_name = "PATH_OR_URL", env = "VISAGE_DB", global = true)]
+    pub db: Option<String>,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(flatten)]
+    pub models: ModelsDir,
+}
+
+/// The keys subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Make a key and print its secret (once; only its SHA-256 is stored).
+    Create {
+        /// Who or what holds the key (e.g. "front door").
+        #[arg(long)]
+        name: String,
+        /// What it may do (repeat for both; default identify).
+        #[arg(long, value_enum)]
+        scope: Vec<ScopeChoice>,
+    },
+    /// Every key with its scopes; revoked keys are marked.
+    List,
+    /// Revoke a key: requests with it get 401 from then on.
+    Revoke {
+        /// The key's id (from visage keys list).
+        id: i64,
+    },
 }

@@ -136,6 +136,13 @@ impl Manifest {
             .expect("the built-in manifest is valid JSON (checked by a unit test)")
     }
 
+    /// The feed-forward style-transfer networks (`visage stylize`): a manifest of their own, so
+    /// that face commands never require them and checking the face models never reads them.
+    pub fn fast_style() -> Manifest {
+        serde_json::from_str(include_str!("manifest_fast_style.json"))
+            .expect("the fast-style manifest is valid JSON (checked by a unit test)")
+    }
+
     /// The entry named `name`.
     pub fn entry(&self, name: &str) -> Result<&ModelEntry, ManifestError> {
         self.models
@@ -327,6 +334,20 @@ mod tests {
             assert_eq!(e.sha256.len(), 64);
             assert!(e.size > 0);
         }
+    }
+
+    #[test]
+    fn fast_style_manifest_is_separate_and_names_its_three_networks() {
+        let m = Manifest::fast_style();
+        assert_eq!(m.id, "fast-style-v1");
+        assert_eq!(m.models.len(), 3);
+        assert!(m.entry("multistyle26").is_ok());
+        assert!(Manifest::builtin().entry("multistyle26").is_err());
+        let err = m
+            .require(Path::new("/nonexistent-models"), &["multistyle26"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fast_style/multistyle26.onnx"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// Everything that can go wrong with a gallery; each message names the file and says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum GalleryError {
-    /// The file is not there (opening without creating).
+    /// The file (or PostgreSQL gallery) is not there (opening without creating).
     #[error("no gallery at {}: enroll someone first (visage enroll NAME IMAGE...) or pass --db", path.display())]
     NotFound {
         /// The path looked at.
@@ -57,6 +57,20 @@ pub enum GalleryError {
     /// An export file could not be used.
     #[error("invalid gallery export: {0}")]
     InvalidExport(String),
+    /// An API key could not be made.
+    #[error("{0}")]
+    InvalidKey(String),
+    /// No API key with that id.
+    #[error("no API key with id {0} (visage keys list shows them)")]
+    UnknownKey(i64),
+    /// The PostgreSQL server could not be reached or refused a query.
+    #[error("gallery database error on {location}: {source}")]
+    Postgres {
+        /// The server and database, without the password.
+        location: String,
+        /// The client's error.
+        source: postgres::Error,
+    },
     /// Any other SQLite failure (locked for too long, disk full, ...).
     #[error("gallery database error on {}: {source}", path.display())]
     Sqlite {

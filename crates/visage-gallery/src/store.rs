@@ -144,24 +144,35 @@ pub enum IndexKind {
     Hnsw,
 }
 
+impl IndexKind {
+    /// Whether a gallery of `templates` rows is searched through the HNSW graph.
+    pub(crate) fn wants_hnsw(self, templates: usize) -> bool {
+        match self {
+            IndexKind::Exact => false,
+            IndexKind::Hnsw => true,
+            IndexKind::Auto => templates >= HNSW_MIN_TEMPLATES,
+        }
+    }
+}
+
 /// An open gallery file.
 pub struct Gallery {
-    conn: Connection,
+    pub(crate) conn: Connection,
     path: PathBuf,
     manifest_id: String,
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn encoding_to_blob(e: &Encoding) -> Vec<u8> {
+pub(crate) fn encoding_to_blob(e: &Encoding) -> Vec<u8> {
     e.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-fn blob_to_encoding(b: &[u8]) -> Option<Encoding> {
+pub(crate) fn blob_to_encoding(b: &[u8]) -> Option<Encoding> {
     if b.len() != DIM * 4 {
         return None;
     }
@@ -172,7 +183,7 @@ fn blob_to_encoding(b: &[u8]) -> Option<Encoding> {
     Some(e)
 }
 
-fn check_name(name: &str) -> Result<&str> {
+pub(crate) fn check_name(name: &str) -> Result<&str> {
     let trimmed = name.trim();
     if trimmed.is_empty() || trimmed.chars().count() > 200 || trimmed.chars().any(char::is_control)
     {
@@ -401,7 +412,22 @@ impl Gallery {
                 [threshold.to_string()],
             )
             .map_err(self.err())?;
+        bump_generation(&self.conn).map_err(self.err())?;
         Ok(())
+    }
+
+    /// A number that grows with every change to people, templates or τ (by any process), so a
+    /// long-running reader knows when its search index is stale. 0 for a gallery never changed
+    /// since it was created.
+    pub fn generation(&self) -> Result<i64> {
+        let value: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(self.err())?;
+        Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
     /// Stores `templates` for `name` in one transaction: all of them or, on any error, none.
@@ -456,6 +482,7 @@ impl Gallery {
             }),
         )
         .map_err(err)?;
+        bump_generation(&tx).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(Enrolled {
             person_id,
@@ -592,6 +619,7 @@ impl Gallery {
         if changed == 0 {
             return Err(GalleryError::UnknownPerson(old.to_string()));
         }
+        bump_generation(&tx).map_err(err)?;
         tx.commit().map_err(err)
     }
 
@@ -617,6 +645,7 @@ impl Gallery {
             .map_err(err)?;
         tx.execute("DELETE FROM people WHERE id = ?1", [id])
             .map_err(err)?;
+        bump_generation(&tx).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(templates)
     }
@@ -667,29 +696,12 @@ impl Gallery {
             .execute_batch(if read.is_ok() { "COMMIT" } else { "ROLLBACK" });
         let (matrix, people) = read?;
         end.map_err(self.err())?;
-        let names: HashMap<i64, String> = people.into_iter().map(|p| (p.id, p.name)).collect();
-        let mut per_person: HashMap<i64, usize> = HashMap::new();
-        for i in 0..matrix.len() {
-            *per_person.entry(matrix.person_id(i)).or_default() += 1;
-        }
-        let max_per_person = per_person.values().copied().max().unwrap_or(1);
-        let use_hnsw = match kind {
-            IndexKind::Exact => false,
-            IndexKind::Hnsw => true,
-            IndexKind::Auto => matrix.len() >= HNSW_MIN_TEMPLATES,
-        };
-        let hnsw = if use_hnsw {
+        let hnsw = if kind.wants_hnsw(matrix.len()) {
             Some(self.hnsw_for(&matrix)?)
         } else {
             None
         };
-        Ok(Searcher {
-            matrix,
-            hnsw,
-            names,
-            max_per_person,
-            ef_search: DEFAULT_EF_SEARCH,
-        })
+        Ok(Searcher::assemble(matrix, people, hnsw))
     }
 
     fn hnsw_for(&self, matrix: &TemplateMatrix) -> Result<Hnsw> {
@@ -836,9 +848,19 @@ impl Gallery {
             )
             .map_err(err)?;
         }
+        bump_generation(&tx).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(export.people.len())
     }
+}
+
+/// Counts one more change in `meta.generation` (inside the writer's transaction).
+fn bump_generation(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('generation', '1')
+         ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        [],
+    )
 }
 
 type TemplateRow<'a> = (&'a Encoding, &'a str, [i64; 4], Option<&'a str>, i64);
@@ -892,6 +914,27 @@ pub struct Searcher {
 }
 
 impl Searcher {
+    /// A searcher over `matrix`, naming rows from `people`.
+    pub(crate) fn assemble(
+        matrix: TemplateMatrix,
+        people: Vec<Person>,
+        hnsw: Option<Hnsw>,
+    ) -> Self {
+        let names: HashMap<i64, String> = people.into_iter().map(|p| (p.id, p.name)).collect();
+        let mut per_person: HashMap<i64, usize> = HashMap::new();
+        for i in 0..matrix.len() {
+            *per_person.entry(matrix.person_id(i)).or_default() += 1;
+        }
+        let max_per_person = per_person.values().copied().max().unwrap_or(1);
+        Searcher {
+            matrix,
+            hnsw,
+            names,
+            max_per_person,
+            ef_search: DEFAULT_EF_SEARCH,
+        }
+    }
+
     /// Number of templates searched.
     pub fn len(&self) -> usize {
         self.matrix.len()

@@ -11,7 +11,8 @@
 #![warn(missing_docs)]
 
 pub mod field;
-pub mod font;
+/// The bitmap font of labels, shared with visage-image's contact sheets.
+pub use visage_image::font;
 pub mod input;
 pub mod networks;
 pub mod report;

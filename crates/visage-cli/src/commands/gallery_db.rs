@@ -123,3 +123,21 @@ pub fn progress_bar(len: usize, what: &str) -> ProgressBar {
 pub fn json_f32(x: f32) -> f64 {
     x.to_string().parse().unwrap_or(f64::from(x))
 }
+
+/// The gallery of `visage serve` and `visage keys`: `--db` (a file or a postgres:// URL),
+/// `$VISAGE_DB`, or gallery.sqlite in the user's data directory.
+pub fn db_location(arg: Option<&str>) -> anyhow::Result<String> {
+    match arg {
+        Some(location) => Ok(location.to_string()),
+        None => dirs::data_dir()
+            .map(|d| {
+                d.join("visage")
+                    .join("gallery.sqlite")
+                    .display()
+                    .to_string()
+            })
+            .ok_or_else(|| {
+                anyhow!("cannot find the user's data directory for the default gallery; pass --db")
+            }),
+    }
+}

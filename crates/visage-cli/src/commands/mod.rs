@@ -7,11 +7,17 @@ mod demo;
 mod enroll;
 mod eval;
 mod faces;
+mod fewshot;
 mod gallery;
 mod gallery_db;
 mod identify;
 mod inspect;
+mod keys;
 mod models;
+mod serve;
+mod style;
+mod stylize;
+mod train;
 mod verify;
 
 use std::path::Path;
@@ -40,6 +46,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Classical(args) => classical::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Fewshot(args) => fewshot::run(args),
+        Command::Style(args) => style::run(args),
+        Command::Stylize(args) => stylize::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Keys(args) => keys::run(args),
     }
 }
 

@@ -1,0 +1,262 @@
+//! `visage train omniglot` and `visage train lfw-head`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use visage_eval::faces::{FaceChoice, PipelineEncoder};
+use visage_eval::lfw::{parse_pairs, ten_fold};
+use visage_eval::runner::encode_all;
+use visage_image::DecodeOptions;
+use visage_train::augment::Augment;
+use visage_train::data::load_omniglot;
+use visage_train::frozen::{cross_validate, EncodedPair};
+use visage_train::mining::Miner;
+use visage_train::model::PairFeatures;
+use visage_train::train::{train, Method, TrainConfig};
+
+use super::gallery_db::{open_cache, progress_bar};
+use super::{detect_options, load_models};
+use crate::args::{TrainArgs, TrainCommand, TrainLfwHeadArgs, TrainOmniglotArgs};
+
+pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    match args.which {
+        TrainCommand::Omniglot(a) => omniglot(a),
+        TrainCommand::LfwHead(a) => lfw_head(a),
+    }
+}
+
+fn config(args: &TrainOmniglotArgs) -> anyhow::Result<TrainConfig> {
+    let method = match args.method.as_str() {
+        "triplet" => Method::Triplet {
+            margin: args.margin,
+            miner: args.miner.parse::<Miner>().map_err(|e| anyhow!(e))?,
+            normalize: !args.no_normalize,
+        },
+        "pair" => Method::Pair {
+            features: args
+                .features
+                .parse::<PairFeatures>()
+                .map_err(|e| anyhow!(e))?,
+        },
+        _ => Method::Proto { shots: args.shots },
+    };
+    if !args.margin.is_finite() || args.margin <= 0.0 {
+        bail!("--margin must be positive");
+    }
+    let mut c = TrainConfig::omniglot(method);
+    c.net.input_size = args.side;
+    c.net.blocks = args.blocks;
+    c.net.channels = args.channels;
+    if let Some(s) = args.steps {
+        c.steps = s;
+    }
+    if let Some(lr) = args.lr {
+        if !lr.is_finite() || lr <= 0.0 {
+            bail!("--lr must be positive");
+        }
+        c.learning_rate = lr;
+    }
+    if let Some(p) = args.classes_per_batch {
+        c.classes_per_batch = p;
+    }
+    if let Some(k) = args.images_per_class {
+        c.images_per_class = k;
+    }
+    c.rotations = !args.no_rotations;
+    if args.no_augment {
+        c.augment = Augment::NONE;
+    }
+    c.seed = args.seed;
+    c.checkpoint_every = args.checkpoint_every;
+    c.stop_on_collapse = args.stop_on_collapse;
+    Ok(c)
+}
+
+fn omniglot(args: TrainOmniglotArgs) -> anyhow::Result<ExitCode> {
+    if args.threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build()
+        .context("cannot start the worker threads")?;
+    pool.install(|| omniglot_in_pool(&args))
+}
+
+fn omniglot_in_pool(args: &TrainOmniglotArgs) -> anyhow::Result<ExitCode> {
+    let mut cfg = config(args)?;
+    if let Some(ckpt) = &args.resume {
+        let meta = visage_train::checkpoint::read_meta(ckpt)?;
+        let steps = cfg.steps;
+        cfg = meta.config;
+        cfg.steps = args.steps.unwrap_or(steps.max(meta.step));
+    }
+    let data = load_omniglot(&args.data, cfg.net.input_size)
+        .with_context(|| format!("cannot load Omniglot from {}", args.data.display()))?;
+    let data = if cfg.rotations {
+        data.with_rotated_classes()
+    } else {
+        data
+    };
+    let interactive = std::io::stderr().is_terminal();
+    let bar = ProgressBar::new(cfg.steps as u64);
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} steps {msg} eta {eta}") {
+        bar.set_style(style);
+    }
+    let summary = train(&cfg, &data, &args.out, args.resume.as_deref(), &mut |p| {
+        bar.set_position(p.step as u64);
+        // A log file gets a line every 50 steps where a terminal gets the bar.
+        if !interactive && (p.step % 50 == 0 || p.step == p.total) {
+            eprintln!(
+                "step {}/{} loss {:.4} {:.0} img/s",
+                p.step, p.total, p.loss, p.images_per_second
+            );
+        }
+        bar.set_message(format!(
+            "loss {:.4} {:.0} img/s",
+            p.loss, p.images_per_second
+        ));
+    })?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!(
+            "{}: {} steps on {} classes ({} images) in {:.0} s with {} threads; final loss {:.4}, batch accuracy {:.3}",
+            cfg.method.name(),
+            summary.steps_done,
+            summary.classes,
+            summary.images,
+            summary.train_seconds,
+            summary.threads,
+            summary.final_loss,
+            summary.final_accuracy
+        );
+        if let Some(c) = &summary.collapse {
+            println!(
+                "warning: embedding collapsed at step {}: {}",
+                c.step, c.reason
+            );
+        }
+        println!(
+            "checkpoint {}; curve {}; summary {}",
+            summary.checkpoint.display(),
+            summary.curve_png.display(),
+            args.out.join("summary.json").display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn lfw_head(args: TrainLfwHeadArgs) -> anyhow::Result<ExitCode> {
+    let features = args
+        .features
+        .iter()
+        .map(|f| f.parse::<PairFeatures>().map_err(|e| anyhow!(e)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let text = std::fs::read_to_string(&args.pairs)
+        .with_context(|| format!("cannot read {}", args.pairs.display()))?;
+    let pairs = parse_pairs(&text, &args.images)?;
+    let models = load_models(&args.models)?;
+    let encoder = PipelineEncoder::new(
+        &models,
+        detect_options(&args.detect),
+        DecodeOptions {
+            max_pixels: args.detect.max_pixels,
+            ..DecodeOptions::default()
+        },
+        FaceChoice::LfwCentreOrBox,
+    );
+    let mut cache = open_cache(&args.cache)?;
+    let paths: Vec<PathBuf> = pairs
+        .iter()
+        .flat_map(|p| [p.a.clone(), p.b.clone()])
+        .collect();
+    let mut unique = paths.clone();
+    unique.sort();
+    unique.dedup();
+    let bar = progress_bar(unique.len(), "images");
+    let (encodings, stats) = encode_all(&encoder, &paths, cache.as_mut(), &|n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    if !stats.failed.is_empty() {
+        bail!(
+            "{} LFW images could not be read or encoded",
+            stats.failed.len()
+        );
+    }
+    let mut encoded = Vec::with_capacity(pairs.len());
+    let mut folds = Vec::with_capacity(pairs.len());
+    let mut items = Vec::with_capacity(pairs.len());
+    for p in &pairs {
+        let get = |path: &PathBuf| encodings.get(path).and_then(|e| e.encoding);
+        let (Some(a), Some(b)) = (get(&p.a), get(&p.b)) else {
+            bail!("no encoding for {} / {}", p.a.display(), p.b.display());
+        };
+        let (a, b): (Vec<f32>, Vec<f32>) = (a.to_vec(), b.to_vec());
+        let d = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum::<f32>()
+            .sqrt();
+        items.push((p.fold, d, p.same));
+        encoded.push(EncodedPair { a, b, same: p.same });
+        folds.push(p.fold);
+    }
+    let threshold = ten_fold(&items);
+    let mean_std = |acc: &[f64]| {
+        let n = acc.len().max(1) as f64;
+        let m = acc.iter().sum::<f64>() / n;
+        (
+            m,
+            (acc.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / n).sqrt(),
+        )
+    };
+    let mut heads = Vec::new();
+    for f in features {
+        let start = Instant::now();
+        let acc = cross_validate(&encoded, &folds, f, args.epochs);
+        let (m, s) = mean_std(&acc);
+        heads.push((f, m, s, acc, start.elapsed().as_secs_f64()));
+    }
+    if args.json {
+        let heads: Vec<_> = heads
+            .iter()
+            .map(|(f, m, s, acc, secs)| {
+                json!({"features": f.name(), "mean_accuracy": m, "std_accuracy": s, "fold_accuracy": acc, "seconds": secs})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "pairs": pairs.len(), "epochs": args.epochs,
+                "threshold": {"mean_accuracy": threshold.mean_accuracy, "std_accuracy": threshold.std_accuracy},
+                "pair_heads": heads,
+            })
+        );
+    } else {
+        println!(
+            "LFW View 2, {} pairs, 10 folds (train on 9, test on the 10th):",
+            pairs.len()
+        );
+        println!(
+            "  plain threshold on Euclidean distance: {:.2}% ± {:.2}",
+            threshold.mean_accuracy * 100.0,
+            threshold.std_accuracy * 100.0
+        );
+        for (f, m, s, _, secs) in &heads {
+            println!(
+                "  pair head, {:<4} features:            {:.2}% ± {:.2}  ({secs:.1} s)",
+                f.name(),
+                m * 100.0,
+                s * 100.0
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,179 @@
+//! Omniglot on disk (`<set>/<alphabet>/<character>/*.png`, 105x105, black ink on white), loaded
+//! as small grey images with ink = 1 and background = 0, one [`Class`] per character.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::TrainError;
+
+/// One class: its images, each `side x side` values in `[0, 1]`, row-major.
+#[derive(Debug, Clone)]
+pub struct Class {
+    /// A readable name, `alphabet/character` (with `@90` etc. for rotated copies).
+    pub name: String,
+    /// The images.
+    pub images: Vec<Vec<f32>>,
+}
+
+/// A labelled set of small square grey images.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Image side, pixels.
+    pub side: usize,
+    /// The classes.
+    pub classes: Vec<Class>,
+}
+
+impl Dataset {
+    /// Number of images over all classes.
+    pub fn image_count(&self) -> usize {
+        self.classes.iter().map(|c| c.images.len()).sum()
+    }
+
+    /// Adds every class rotated by 90, 180 and 270 degrees as a new class (a rotated character
+    /// is a different character, so rotations multiply the classes by four).
+    pub fn with_rotated_classes(mut self) -> Self {
+        let side = self.side;
+        let originals = self.classes.clone();
+        for quarter in 1..4 {
+            for class in &originals {
+                self.classes.push(Class {
+                    name: format!("{}@{}", class.name, quarter * 90),
+                    images: class
+                        .images
+                        .iter()
+                        .map(|img| rotate_quarters(img, side, quarter))
+                        .collect(),
+                });
+            }
+        }
+        self
+    }
+}
+
+/// `image` (`side x side`, row-major) rotated counter-clockwise by `quarters` x 90 degrees.
+pub fn rotate_quarters(image: &[f32], side: usize, quarters: usize) -> Vec<f32> {
+    let mut out = vec![0.0; side * side];
+    for y in 0..side {
+        for x in 0..side {
+            let (sx, sy) = match quarters % 4 {
+                0 => (x, y),
+                1 => (side - 1 - y, x),
+                2 => (side - 1 - x, side - 1 - y),
+                _ => (y, side - 1 - x),
+            };
+            out[y * side + x] = image[sy * side + sx];
+        }
+    }
+    out
+}
+
+/// Reads one Omniglot PNG, shrinks it to `side x side` by area averaging and returns ink in
+/// `[0, 1]` (1 = black stroke).
+pub fn load_image(path: &Path, side: usize) -> Result<Vec<f32>, TrainError> {
+    let img = image::open(path)
+        .map_err(|e| TrainError::Image {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?
+        .to_luma8();
+    let small = if img.width() as usize == side && img.height() as usize == side {
+        img
+    } else {
+        image::imageops::resize(
+            &img,
+            side as u32,
+            side as u32,
+            image::imageops::FilterType::Triangle,
+        )
+    };
+    Ok(small
+        .pixels()
+        .map(|p| 1.0 - p.0[0] as f32 / 255.0)
+        .collect())
+}
+
+fn sorted_entries(dir: &Path, want_dirs: bool) -> Result<Vec<PathBuf>, TrainError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| TrainError::io(dir, e))? {
+        let path = entry.map_err(|e| TrainError::io(dir, e))?.path();
+        if path.is_dir() == want_dirs {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The alphabets (sub-directories) of an Omniglot set, sorted.
+pub fn alphabets(root: &Path) -> Result<Vec<String>, TrainError> {
+    Ok(sorted_entries(root, true)?
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect())
+}
+
+/// The character directories of the given alphabets (all when `only` is empty), sorted, with
+/// their `alphabet/character` names.
+pub fn character_dirs(root: &Path, only: &[String]) -> Result<Vec<(String, PathBuf)>, TrainError> {
+    let mut out = Vec::new();
+    for alphabet in alphabets(root)? {
+        if !only.is_empty() && !only.contains(&alphabet) {
+            continue;
+        }
+        for dir in sorted_entries(&root.join(&alphabet), true)? {
+            let ch = dir.file_name().unwrap_or_default().to_string_lossy();
+            out.push((format!("{alphabet}/{ch}"), dir.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// The PNG files of one character directory, sorted (one per drawer).
+pub fn character_images(dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
+    Ok(sorted_entries(dir, false)?
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
+        .collect())
+}
+
+/// Loads an Omniglot set (`root/<alphabet>/<character>/*.png`) at `side x side` pixels.
+pub fn load_omniglot(root: &Path, side: usize) -> Result<Dataset, TrainError> {
+    let dirs = character_dirs(root, &[])?;
+    if dirs.is_empty() {
+        return Err(TrainError::Layout(format!(
+            "{}: no <alphabet>/<character>/ directories",
+            root.display()
+        )));
+    }
+    let classes = dirs
+        .par_iter()
+        .map(|(name, dir)| {
+            let images = character_images(dir)?
+                .iter()
+                .map(|p| load_image(p, side))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Class {
+                name: name.clone(),
+                images,
+            })
+        })
+        .collect::<Result<Vec<_>, TrainError>>()?;
+    Ok(Dataset { side, classes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn four_quarter_turns_are_the_identity_and_one_turn_moves_a_corner() {
+        let img: Vec<f32> = (0..9).map(|v| v as f32).collect();
+        let once = rotate_quarters(&img, 3, 1);
+        assert_ne!(once, img);
+        let back = (0..3).fold(once, |a, _| rotate_quarters(&a, 3, 1));
+        assert_eq!(back, img);
+        assert_eq!(rotate_quarters(&img, 3, 2)[0], 8.0);
+    }
+}

@@ -1,0 +1,285 @@
+//! N-way one-shot evaluation in the standard Omniglot layout (Lake et al.): `DIR/runNN/`
+//! holds `training/classMM.png` (one image per class), `test/itemKK.png`, and
+//! `class_labels.txt` whose lines are `runNN/test/itemKK.png runNN/training/classMM.png`
+//! (paths relative to `DIR`). Each test item is given the class whose training image it is most
+//! similar to.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::Serialize;
+
+use crate::data::{character_dirs, character_images, load_image};
+use crate::model::SimilarityModel;
+use crate::rng::Rng;
+use crate::train::{embed, TrainConfig};
+use crate::TrainError;
+
+/// One run: its training images (one per class) and its test items with their true class.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The run's directory name (`run01`, ...).
+    pub name: String,
+    /// Training images, one per class, in file-name order.
+    pub training: Vec<PathBuf>,
+    /// Test items and the index of their class in `training`.
+    pub tests: Vec<(PathBuf, usize)>,
+}
+
+/// Reads every `runNN/class_labels.txt` under `dir`, sorted by run name.
+pub fn read_runs(dir: &Path) -> Result<Vec<Run>, TrainError> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| TrainError::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("class_labels.txt").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(TrainError::Layout(format!(
+            "{}: no run directories with a class_labels.txt",
+            dir.display()
+        )));
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let labels = dir.join(&name).join("class_labels.txt");
+            let text = std::fs::read_to_string(&labels).map_err(|e| TrainError::io(&labels, e))?;
+            let mut training: Vec<PathBuf> = Vec::new();
+            let mut tests = Vec::new();
+            for (i, line) in text.lines().enumerate() {
+                let parts: Vec<&str> = line.split_whitespace().collect();
+                if parts.is_empty() {
+                    continue;
+                }
+                let [test, class] = parts[..] else {
+                    return Err(TrainError::Layout(format!(
+                        "{}:{}: expected `test/itemKK.png training/classMM.png`",
+                        labels.display(),
+                        i + 1
+                    )));
+                };
+                let class = dir.join(class);
+                let k = match training.iter().position(|t| *t == class) {
+                    Some(k) => k,
+                    None => {
+                        training.push(class);
+                        training.len() - 1
+                    }
+                };
+                tests.push((dir.join(test), k));
+            }
+            if training.len() < 2 {
+                return Err(TrainError::Layout(format!(
+                    "{}: fewer than two classes",
+                    labels.display()
+                )));
+            }
+            Ok(Run {
+                name,
+                training,
+                tests,
+            })
+        })
+        .collect()
+}
+
+/// The result of [`evaluate`].
+#[derive(Debug, Clone, Serialize)]
+pub struct FewShotResult {
+    /// Runs evaluated.
+    pub runs: usize,
+    /// Classes per run (N of N-way).
+    pub ways: usize,
+    /// Test items in all.
+    pub items: usize,
+    /// Items given their true class.
+    pub correct: usize,
+    /// `correct / items`.
+    pub accuracy: f64,
+    /// Accuracy of each run, in run order.
+    pub per_run: Vec<f64>,
+    /// How items were compared: `distance` (nearest embedding) or `pair-head`.
+    pub scorer: String,
+}
+
+/// Scores `[tests, classes]`: larger = more similar.
+fn scores(
+    model: &SimilarityModel,
+    config: &TrainConfig,
+    training: &[Vec<f32>],
+    tests: &[Vec<f32>],
+) -> Result<Vec<Vec<f32>>, TrainError> {
+    let t = embed(model, config, training)?;
+    let q = embed(model, config, tests)?;
+    match (&model.head, config.pair_head()) {
+        (Some(head), Some(features)) => {
+            let device = Device::flex();
+            let dim = t[0].len();
+            let mut out = Vec::with_capacity(q.len());
+            for qi in &q {
+                let a: Vec<f32> = (0..t.len()).flat_map(|_| qi.iter().copied()).collect();
+                let b: Vec<f32> = t.iter().flatten().copied().collect();
+                let a = Tensor::<2>::from_data(TensorData::new(a, [t.len(), dim]), &device);
+                let b = Tensor::<2>::from_data(TensorData::new(b, [t.len(), dim]), &device);
+                let z = head.forward(features.compute(a, b));
+                out.push(
+                    z.into_data()
+                        .convert::<f32>()
+                        .try_into_vec::<f32>()
+                        .unwrap_or_default(),
+                );
+            }
+            Ok(out)
+        }
+        _ => Ok(q
+            .iter()
+            .map(|qi| {
+                t.iter()
+                    .map(|ti| {
+                        -qi.iter()
+                            .zip(ti)
+                            .map(|(a, b)| (a - b) * (a - b))
+                            .sum::<f32>()
+                    })
+                    .collect()
+            })
+            .collect()),
+    }
+}
+
+/// N-way one-shot accuracy of `model` over `runs`.
+pub fn evaluate(
+    model: &SimilarityModel,
+    config: &TrainConfig,
+    runs: &[Run],
+) -> Result<FewShotResult, TrainError> {
+    let side = config.net.input_size;
+    let load = |paths: &mut dyn Iterator<Item = &PathBuf>| {
+        paths
+            .map(|p| load_image(p, side))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let mut per_run = Vec::new();
+    let (mut items, mut correct) = (0, 0);
+    for run in runs {
+        let training = load(&mut run.training.iter())?;
+        let tests = load(&mut run.tests.iter().map(|t| &t.0))?;
+        let s = scores(model, config, &training, &tests)?;
+        let ok = s
+            .iter()
+            .zip(&run.tests)
+            .filter(|(row, (_, truth))| {
+                let best = row
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map(|(k, _)| k);
+                best == Some(*truth)
+            })
+            .count();
+        per_run.push(ok as f64 / run.tests.len().max(1) as f64);
+        items += run.tests.len();
+        correct += ok;
+    }
+    Ok(FewShotResult {
+        runs: runs.len(),
+        ways: runs.iter().map(|r| r.training.len()).max().unwrap_or(0),
+        items,
+        correct,
+        accuracy: correct as f64 / items.max(1) as f64,
+        per_run,
+        scorer: if model.head.is_some() {
+            "pair-head".into()
+        } else {
+            "distance".into()
+        },
+    })
+}
+
+/// How to draw runs from an Omniglot set.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Number of runs.
+    pub runs: usize,
+    /// Classes per run.
+    pub ways: usize,
+    /// Alphabets to leave out (those trained on).
+    pub exclude_alphabets: Vec<String>,
+    /// Seed of the draw.
+    pub seed: u64,
+}
+
+/// Draws runs in the standard layout into `out_dir` from `source` (`<alphabet>/<character>/`):
+/// each run takes `ways` characters of one alphabet (alphabets with at least `ways`
+/// characters, in turn), one drawer's image of each as the training image and another
+/// drawer's as the test item, as in the original one-shot task. Returns the alphabets used.
+pub fn build_runs(
+    source: &Path,
+    out_dir: &Path,
+    spec: &RunSpec,
+) -> Result<Vec<String>, TrainError> {
+    let all = character_dirs(source, &[])?;
+    let mut by_alphabet: Vec<(String, Vec<PathBuf>)> = Vec::new();
+    for (name, dir) in all {
+        let alphabet = name.split('/').next().unwrap_or_default().to_string();
+        if spec.exclude_alphabets.contains(&alphabet) {
+            continue;
+        }
+        match by_alphabet.iter_mut().find(|(a, _)| *a == alphabet) {
+            Some((_, dirs)) => dirs.push(dir),
+            None => by_alphabet.push((alphabet, vec![dir])),
+        }
+    }
+    by_alphabet.retain(|(_, dirs)| dirs.len() >= spec.ways);
+    if by_alphabet.is_empty() {
+        return Err(TrainError::Layout(format!(
+            "{}: no alphabet outside the excluded ones has {} characters",
+            source.display(),
+            spec.ways
+        )));
+    }
+    let mut rng = Rng::new(spec.seed);
+    for r in 0..spec.runs {
+        let (_, dirs) = &by_alphabet[r % by_alphabet.len()];
+        let name = format!("run{:02}", r + 1);
+        let run_dir = out_dir.join(&name);
+        for sub in ["training", "test"] {
+            let d = run_dir.join(sub);
+            std::fs::create_dir_all(&d).map_err(|e| TrainError::io(&d, e))?;
+        }
+        let chars = rng.choose(dirs.len(), spec.ways);
+        let mut lines = Vec::new();
+        let order = rng.choose(spec.ways, spec.ways);
+        let mut test_of_class = vec![0; spec.ways];
+        for (item, &class) in order.iter().enumerate() {
+            test_of_class[class] = item;
+        }
+        for (class, &c) in chars.iter().enumerate() {
+            let images = character_images(&dirs[c])?;
+            if images.len() < 2 {
+                return Err(TrainError::Layout(format!(
+                    "{}: fewer than two drawers",
+                    dirs[c].display()
+                )));
+            }
+            let drawers = rng.choose(images.len(), 2);
+            let train_rel = format!("{name}/training/class{:02}.png", class + 1);
+            let test_rel = format!("{name}/test/item{:02}.png", test_of_class[class] + 1);
+            for (src, rel) in [
+                (&images[drawers[0]], &train_rel),
+                (&images[drawers[1]], &test_rel),
+            ] {
+                let dst = out_dir.join(rel);
+                std::fs::copy(src, &dst).map_err(|e| TrainError::io(&dst, e))?;
+            }
+            lines.push((test_of_class[class], format!("{test_rel} {train_rel}")));
+        }
+        lines.sort();
+        let text: String = lines.into_iter().map(|(_, l)| l + "\n").collect();
+        let path = run_dir.join("class_labels.txt");
+        std::fs::write(&path, text).map_err(|e| TrainError::io(&path, e))?;
+    }
+    Ok(by_alphabet.into_iter().map(|(a, _)| a).collect())
+}

@@ -1,0 +1,30 @@
+//! Learning the similarity function on a CPU, with burn's autodiff on its flex backend:
+//!
+//! * a Siamese embedding ([`model::EmbeddingNet`]) trained with the triplet loss
+//!   ([`loss::triplet_loss`]) on P×K batches with online mining ([`mining`]), guarded against
+//!   collapse ([`collapse`]);
+//! * the pair head ([`model::PairHead`], `|Δ|` and χ² features, logistic, binary
+//!   cross-entropy), end to end with the twin network or on frozen encodings ([`frozen`]);
+//! * prototypical networks on N-way K-shot episodes;
+//! * Omniglot loading with rotations as new classes ([`data`]) and small affine distortions
+//!   ([`augment`]); checkpoints with resume ([`checkpoint`]), learning curves ([`plot`]);
+//! * N-way one-shot evaluation in the standard Omniglot run layout ([`fewshot`]).
+//!
+//! To inspect a trained network's units, load it with [`checkpoint::InspectableNet::load`]:
+//! it gives each conv layer's activations and every layer's kernel, stride and padding.
+
+pub mod augment;
+pub mod checkpoint;
+pub mod collapse;
+pub mod data;
+mod error;
+pub mod fewshot;
+pub mod frozen;
+pub mod loss;
+pub mod mining;
+pub mod model;
+pub mod plot;
+pub mod rng;
+pub mod train;
+
+pub use error::TrainError;

@@ -1,0 +1,246 @@
+//! The embedding network: blocks of 3x3 convolution, batch norm, ReLU and 2x2 max pooling
+//! (the "Conv-4" of prototypical networks), flattened to one vector per image.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// The shape of an [`EmbeddingNet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetConfig {
+    /// Input side, pixels (square, one grey channel).
+    pub input_size: usize,
+    /// Number of conv blocks.
+    pub blocks: usize,
+    /// Channels of every block.
+    pub channels: usize,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            input_size: 28,
+            blocks: 4,
+            channels: 64,
+        }
+    }
+}
+
+impl NetConfig {
+    /// Side of the last block's feature map, pixels (each block halves it, rounding down).
+    pub fn output_side(&self) -> usize {
+        (0..self.blocks).fold(self.input_size, |s, _| s / 2)
+    }
+
+    /// Length of the embedding: channels x side².
+    pub fn embedding_dim(&self) -> usize {
+        self.channels * self.output_side().pow(2)
+    }
+}
+
+/// One block: 3x3 convolution (padding 1), batch norm, ReLU, 2x2 max pooling.
+#[derive(Module, Debug)]
+pub struct ConvBlock {
+    /// The convolution.
+    pub conv: Conv2d,
+    /// Its batch norm.
+    pub bn: BatchNorm,
+    /// The pooling.
+    pub pool: MaxPool2d,
+}
+
+impl ConvBlock {
+    fn new(device: &Device, channels: [usize; 2]) -> Self {
+        Self {
+            conv: Conv2dConfig::new(channels, [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device),
+            bn: BatchNormConfig::new(channels[1]).init(device),
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+        }
+    }
+
+    /// The block's output, and its activation before pooling (after the ReLU).
+    pub fn forward_with_activation(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let act = relu(self.bn.forward(self.conv.forward(x)));
+        (self.pool.forward(act.clone()), act)
+    }
+
+    /// The block's output.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.pool
+            .forward(relu(self.bn.forward(self.conv.forward(x))))
+    }
+}
+
+/// A stack of [`ConvBlock`]s mapping `[batch, 1, side, side]` images to `[batch, dim]` embeddings.
+#[derive(Module, Debug)]
+pub struct EmbeddingNet {
+    /// The blocks, input first.
+    pub blocks: Vec<ConvBlock>,
+}
+
+impl EmbeddingNet {
+    /// A freshly initialised network (burn's default initialisation, seeded by the device's RNG).
+    pub fn new(config: &NetConfig, device: &Device) -> Self {
+        let blocks = (0..config.blocks)
+            .map(|i| {
+                let cin = if i == 0 { 1 } else { config.channels };
+                ConvBlock::new(device, [cin, config.channels])
+            })
+            .collect();
+        Self { blocks }
+    }
+
+    /// Embeddings `[batch, dim]` of images `[batch, 1, side, side]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = self.blocks.iter().fold(x, |x, b| b.forward(x));
+        x.flatten(1, 3)
+    }
+
+    /// Each block's activation after its ReLU and before its pooling, `[batch, channels, h, w]`,
+    /// input first: what each convolution unit responds to, for inspecting units.
+    pub fn conv_activations(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        let mut out = Vec::with_capacity(self.blocks.len());
+        let mut x = x;
+        for block in &self.blocks {
+            let (next, act) = block.forward_with_activation(x);
+            out.push(act);
+            x = next;
+        }
+        out
+    }
+
+    /// Every spatial layer with its geometry, input first (conv then pool for each block), so
+    /// that receptive fields can be traced back to input pixels.
+    pub fn layer_geometry(&self) -> Vec<LayerGeometry> {
+        let mut out = Vec::new();
+        for i in 0..self.blocks.len() {
+            out.push(LayerGeometry {
+                name: format!("blocks.{i}.conv"),
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+            });
+            out.push(LayerGeometry {
+                name: format!("blocks.{i}.pool"),
+                kernel: 2,
+                stride: 2,
+                padding: 0,
+            });
+        }
+        out
+    }
+}
+
+/// One spatial layer's geometry (square kernels), in pixels of its input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerGeometry {
+    /// The layer's path in the module (`blocks.<i>.conv` or `blocks.<i>.pool`).
+    pub name: String,
+    /// Kernel side.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on each side.
+    pub padding: usize,
+}
+
+/// Rows scaled to unit Euclidean length (a small epsilon keeps zero rows finite).
+pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().powi_scalar(2).sum_dim(1).add_scalar(1e-10).sqrt();
+    x / norm
+}
+
+/// Which features of an embedding pair the [`PairHead`] weighs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PairFeatures {
+    /// `|f_i - f_j|` per component (Koch et al.).
+    AbsDiff,
+    /// `(f_i - f_j)² / (|f_i| + |f_j|)` per component (the χ² form; absolute values keep it
+    /// defined for encodings with negative components).
+    ChiSquare,
+    /// Both, concatenated.
+    Both,
+}
+
+impl PairFeatures {
+    /// The CLI name: `abs`, `chi2` or `both`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PairFeatures::AbsDiff => "abs",
+            PairFeatures::ChiSquare => "chi2",
+            PairFeatures::Both => "both",
+        }
+    }
+
+    /// Features per component pair (1 or 2).
+    pub fn width(&self) -> usize {
+        if *self == PairFeatures::Both {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// The features `[n, width x dim]` of embedding pairs `a`, `b` (`[n, dim]` each).
+    pub fn compute(&self, a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
+        let abs = || (a.clone() - b.clone()).abs();
+        let chi = || {
+            let num = (a.clone() - b.clone()).powi_scalar(2);
+            num / (a.clone().abs() + b.clone().abs()).add_scalar(1e-6)
+        };
+        match self {
+            PairFeatures::AbsDiff => abs(),
+            PairFeatures::ChiSquare => chi(),
+            PairFeatures::Both => Tensor::cat(vec![abs(), chi()], 1),
+        }
+    }
+}
+
+impl std::str::FromStr for PairFeatures {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "abs" => Ok(PairFeatures::AbsDiff),
+            "chi2" => Ok(PairFeatures::ChiSquare),
+            "both" => Ok(PairFeatures::Both),
+            _ => Err(format!("unknown pair features {s:?} (abs, chi2, both)")),
+        }
+    }
+}
+
+/// The pair head: `ŷ = σ(Σ_k w_k φ_k(f_i, f_j) + b)` over [`PairFeatures`] `φ`.
+#[derive(Module, Debug)]
+pub struct PairHead {
+    /// The weights `w` and bias `b`.
+    pub linear: Linear,
+}
+
+impl PairHead {
+    /// A head for embeddings of `dim` components and `width` features per component.
+    pub fn new(dim: usize, width: usize, device: &Device) -> Self {
+        Self {
+            linear: LinearConfig::new(dim * width, 1).init(device),
+        }
+    }
+
+    /// The logits `[n, 1]` (before the sigmoid) of pair features `[n, width x dim]`.
+    pub fn forward(&self, features: Tensor<2>) -> Tensor<2> {
+        self.linear.forward(features)
+    }
+}
+
+/// An embedding network with, for the pair method, its pair head: what a checkpoint holds.
+#[derive(Module, Debug)]
+pub struct SimilarityModel {
+    /// The twin (shared) embedding network.
+    pub net: EmbeddingNet,
+    /// The pair head, for models trained as verifiers.
+    pub head: Option<PairHead>,
+}

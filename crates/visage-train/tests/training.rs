@@ -1,0 +1,195 @@
+//! End-to-end checks on real Omniglot images (from `$VISAGE_SHARED`, default `../shared`):
+//! tiny runs of every method, collapse reporting, checkpoints, and few-shot evaluation on a
+//! tiny run layout. Networks are shrunk (12-pixel inputs, 2 blocks of 8 channels) so that each
+//! test takes seconds.
+
+use std::path::PathBuf;
+
+use visage_train::augment::Augment;
+use visage_train::checkpoint::{self, InspectableNet};
+use visage_train::data::{load_omniglot, Class, Dataset};
+use visage_train::fewshot::{build_runs, evaluate, read_runs, RunSpec};
+use visage_train::mining::Miner;
+use visage_train::model::{NetConfig, PairFeatures};
+use visage_train::train::{embed, train, Method, TrainConfig};
+
+fn shared() -> PathBuf {
+    std::env::var_os("VISAGE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}
+
+fn omniglot(set: &str) -> PathBuf {
+    shared().join("data/omniglot").join(set)
+}
+
+/// The first `n` characters of small1, 12x12.
+fn tiny_data(n: usize) -> Dataset {
+    let mut d = load_omniglot(&omniglot("images_background_small1"), 12).unwrap();
+    d.classes.truncate(n);
+    d
+}
+
+fn tiny_config(method: Method, steps: usize) -> TrainConfig {
+    let mut c = TrainConfig::omniglot(method);
+    c.net = NetConfig {
+        input_size: 12,
+        blocks: 2,
+        channels: 8,
+    };
+    c.steps = steps;
+    c.classes_per_batch = 8;
+    c.images_per_class = 4;
+    c.augment = Augment::NONE;
+    c.learning_rate = 3e-3;
+    c.checkpoint_every = 0;
+    c.collapse_window = 10;
+    c
+}
+
+fn early_late(curve: &[visage_train::train::CurvePoint]) -> (f32, f32) {
+    let k = curve.len() / 4;
+    let mean = |s: &[visage_train::train::CurvePoint]| {
+        s.iter().map(|p| p.loss).sum::<f32>() / s.len() as f32
+    };
+    (mean(&curve[..k]), mean(&curve[curve.len() - k..]))
+}
+
+#[test]
+fn tiny_runs_of_every_method_lower_the_loss() {
+    let data = tiny_data(24);
+    let methods = [
+        // Every triplet: a fixed objective, so its value is comparable across steps (a miner
+        // picks harder triplets as the embedding improves, which keeps its loss up).
+        Method::Triplet {
+            margin: 0.2,
+            miner: Miner::All,
+            normalize: true,
+        },
+        Method::Pair {
+            features: PairFeatures::AbsDiff,
+        },
+        Method::Proto { shots: 1 },
+    ];
+    for method in methods {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = tiny_config(method, 80);
+        let summary = train(&cfg, &data, dir.path(), None, &mut |_| {}).unwrap();
+        let meta = checkpoint::read_meta(&summary.checkpoint).unwrap();
+        let (early, late) = early_late(&meta.curve);
+        // Mean loss of the last quarter of the steps against the first quarter.
+        assert!(
+            late < 0.93 * early,
+            "{}: loss {early} -> {late}",
+            method.name()
+        );
+        assert!(summary.collapse.is_none(), "{:?}", summary.collapse);
+        assert!(dir.path().join("summary.json").is_file());
+        assert!(dir.path().join("curve.png").is_file());
+    }
+}
+
+#[test]
+fn a_run_on_blank_images_reports_a_collapsed_embedding() {
+    // Blank images give every item the same embedding: the triplet loss sits at the margin.
+    let blank = Dataset {
+        side: 12,
+        classes: (0..10)
+            .map(|c| Class {
+                name: format!("blank{c}"),
+                images: vec![vec![0.0; 144]; 5],
+            })
+            .collect(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_config(
+        Method::Triplet {
+            margin: 0.2,
+            miner: Miner::All,
+            normalize: true,
+        },
+        40,
+    );
+    cfg.stop_on_collapse = true;
+    let summary = train(&cfg, &blank, dir.path(), None, &mut |_| {}).unwrap();
+    let collapse = summary.collapse.expect("collapse reported");
+    assert!(collapse.reason.contains("stuck"), "{}", collapse.reason);
+    assert!(summary.steps_done < 40, "stopped at {}", summary.steps_done);
+}
+
+#[test]
+fn same_seed_same_run_and_a_checkpoint_resumes_and_reloads() {
+    let data = tiny_data(16);
+    let cfg = tiny_config(Method::Proto { shots: 1 }, 6);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sa = train(&cfg, &data, a.path(), None, &mut |_| {}).unwrap();
+    let sb = train(&cfg, &data, b.path(), None, &mut |_| {}).unwrap();
+    let ca = checkpoint::read_meta(&sa.checkpoint).unwrap().curve;
+    let cb = checkpoint::read_meta(&sb.checkpoint).unwrap().curve;
+    assert_eq!(ca, cb);
+
+    // Resume to 10 steps: the curve continues from step 7.
+    let mut more = cfg.clone();
+    more.steps = 10;
+    let sr = train(&more, &data, a.path(), Some(&sa.checkpoint), &mut |_| {}).unwrap();
+    let meta = checkpoint::read_meta(&sr.checkpoint).unwrap();
+    assert_eq!(meta.step, 10);
+    assert_eq!(meta.curve.len(), 10);
+    assert_eq!(&meta.curve[..6], &ca[..]);
+
+    // Reloaded, the model embeds like itself, and exposes its layers for inspection.
+    let device = checkpoint::plain_device();
+    let (m1, meta1) = checkpoint::load(&sr.checkpoint, &device).unwrap();
+    let (m2, _) = checkpoint::load(&sr.checkpoint, &device).unwrap();
+    let imgs = data.classes[0].images[..3].to_vec();
+    assert_eq!(
+        embed(&m1, &meta1.config, &imgs).unwrap(),
+        embed(&m2, &meta1.config, &imgs).unwrap()
+    );
+    let net = InspectableNet::load(&sr.checkpoint).unwrap();
+    let acts = net.activations(&imgs).unwrap();
+    assert_eq!(acts.len(), 2);
+    assert_eq!(acts[0].dims, [3, 8, 12, 12]);
+    assert_eq!(acts[1].dims, [3, 8, 6, 6]);
+    let g = net.geometry();
+    assert_eq!((g[0].kernel, g[0].stride, g[0].padding), (3, 1, 1));
+    assert_eq!((g[1].kernel, g[1].stride, g[1].padding), (2, 2, 0));
+}
+
+#[test]
+fn fewshot_eval_reads_a_tiny_run_layout_and_beats_chance() {
+    let runs_dir = tempfile::tempdir().unwrap();
+    let used = build_runs(
+        &omniglot("images_background_small2"),
+        runs_dir.path(),
+        &RunSpec {
+            runs: 4,
+            ways: 5,
+            exclude_alphabets: vec!["Greek".into(), "Latin".into()],
+            seed: 3,
+        },
+    )
+    .unwrap();
+    assert!(!used.contains(&"Greek".to_string()) && !used.contains(&"Latin".to_string()));
+    let runs = read_runs(runs_dir.path()).unwrap();
+    assert_eq!(runs.len(), 4);
+    assert!(runs
+        .iter()
+        .all(|r| r.training.len() == 5 && r.tests.len() == 5));
+    let labels = std::fs::read_to_string(runs_dir.path().join("run01/class_labels.txt")).unwrap();
+    assert!(labels
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("run01/test/item01.png run01/training/class"));
+
+    let data = tiny_data(40);
+    let model_dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(Method::Proto { shots: 1 }, 60);
+    let s = train(&cfg, &data, model_dir.path(), None, &mut |_| {}).unwrap();
+    let (model, meta) = checkpoint::load(&s.checkpoint, &checkpoint::plain_device()).unwrap();
+    let result = evaluate(&model, &meta.config, &runs).unwrap();
+    assert_eq!((result.items, result.ways), (20, 5));
+    // Chance is 20%.
+    assert!(result.accuracy >= 0.4, "{result:?}");
+}
