@@ -1,6 +1,6 @@
 //! The command line, as clap sees it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -664,30 +664,61 @@ pub enum InspectAction {
     Layers(InspectModelArgs),
 }
 
-/// A network to inspect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// A network to inspect: a name, or the path of a `visage train` checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InspectModel {
-    /// dlib's face ResNet (inputs: aligned 150x150 face chips).
+    /// `dlib-resnet`: dlib's face ResNet (inputs: aligned 150x150 face chips).
     DlibResnet,
-    /// torchvision's ImageNet MobileNetV2 (inputs: 224x224 centre squares).
+    /// `mobilenet-v2`: torchvision's ImageNet MobileNetV2 (inputs: 224x224 centre squares).
     MobilenetV2,
-    /// The 1-D CNN of `visage demo ekg`, trained afresh (~3 s, seed 1); inputs: 2 s windows of
-    /// the held-out minute of the recording (`--csv`), at 180 Hz. Takes no `--images`.
+    /// `vgg19`: torchvision's VGG19 with the weights of `--weights` (inputs: 224x224 centre
+    /// squares).
+    Vgg19,
+    /// `ekg`: the 1-D CNN of `visage demo ekg`, trained afresh (~3 s, seed 1); inputs: 2 s
+    /// windows of the held-out minute of the recording (`--csv`), at 180 Hz. Takes no `--images`.
     Ekg,
-    /// The 3-D CNN of `visage demo volume`, trained afresh (~30 s, seed 1); inputs: its 200
-    /// held-out synthetic 24³ volumes. Takes no `--images`.
+    /// `volume`: the 3-D CNN of `visage demo volume`, trained afresh (~30 s, seed 1); inputs:
+    /// its 200 held-out synthetic 24³ volumes. Takes no `--images`.
     Volume,
+    /// An embedding network saved by `visage train` (inputs: grey images at its side).
+    Checkpoint(PathBuf),
+}
+
+impl std::str::FromStr for InspectModel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "dlib-resnet" => Self::DlibResnet,
+            "mobilenet-v2" => Self::MobilenetV2,
+            "vgg19" => Self::Vgg19,
+            "ekg" => Self::Ekg,
+            "volume" => Self::Volume,
+            path if Path::new(path).is_file() => Self::Checkpoint(PathBuf::from(path)),
+            other => {
+                return Err(format!(
+                    "{other:?} is neither a network (dlib-resnet, mobilenet-v2, vgg19, ekg, \
+                     volume) nor a checkpoint file"
+                ))
+            }
+        })
+    }
 }
 
 /// Which network, and where its weights are.
 #[derive(Debug, Args, Clone)]
 pub struct InspectModelArgs {
-    /// The network.
-    #[arg(long, value_enum)]
+    /// The network: dlib-resnet, mobilenet-v2, vgg19, ekg, volume, or the path of a
+    /// `visage train` checkpoint.
+    #[arg(long, value_name = "NAME|CHECKPOINT")]
     pub model: InspectModel,
-    /// MobileNetV2 weights (torchvision .pth); defaults to MODELS/mobilenet_v2/mobilenet_v2-b0353104.pth.
-    #[arg(long, value_name = "PTH")]
+    /// MobileNetV2 or VGG19 weights (torchvision .pth, or .safetensors for VGG19); MobileNetV2
+    /// defaults to MODELS/mobilenet_v2/mobilenet_v2-b0353104.pth.
+    #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
+    /// VGG19 without `--weights`: random weights (receptive fields and shapes, not meaning).
+    #[arg(long)]
+    pub random_weights: bool,
     /// The EKG recording for `--model ekg` (as `visage demo ekg`); defaults to
     /// $VISAGE_SHARED/data/ekg/mitbih_208_360hz_mv.csv (VISAGE_SHARED defaults to ../shared).
     #[arg(long, value_name = "FILE")]

@@ -181,3 +181,21 @@ fn units_on_the_ekg_network() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("drop --images"));
 }
+
+#[test]
+fn vgg19_needs_weights_or_says_random() {
+    let refused = visage(&["inspect", "layers", "--model", "vgg19"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--weights"));
+    let listed = visage(&["inspect", "layers", "--model", "vgg19", "--random-weights"]);
+    ok(&listed);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(text.lines().count(), 37);
+    assert!(text
+        .lines()
+        .last()
+        .is_some_and(|l| l.contains("268x268") && l.contains("pool5")));
+    let unknown = visage(&["inspect", "layers", "--model", "no-such-network"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("nor a checkpoint file"));
+}

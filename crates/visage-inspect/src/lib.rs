@@ -21,7 +21,10 @@ pub mod units;
 
 pub use field::{AxisField, ReceptiveField};
 pub use input::{FeatureMap, Input, Patch, PAD_COLOUR};
-pub use networks::{center_square, FaceResnetInspector, MobileNetInspector};
+pub use networks::{
+    center_square, grey_square, CheckpointInspector, FaceResnetInspector, MobileNetInspector,
+    Vgg19Inspector,
+};
 pub use report::{collect_patches, pick_units, write_report, LayerPatches};
 pub use sequential::{LayerWindow, SequentialInspector};
 pub use units::{scan, Hit, LayerUnits, Network, ScanOptions, ScanResult, TopK, TOP_K};

@@ -1,5 +1,5 @@
-//! Adapters that let the inspector look into Visage's networks: MobileNetV2 (burn) and the dlib
-//! face ResNet (Visage's CPU kernels).
+//! Adapters that let the inspector look into Visage's networks: MobileNetV2 and VGG19 (burn), the
+//! dlib face ResNet (Visage's CPU kernels), and embedding networks trained by `visage train`.
 
 use std::path::Path;
 
@@ -9,6 +9,9 @@ use visage_image::resize::resize_bilinear;
 use visage_nn::networks::mobilenet_v2::{MobileNetV2, FEATURE_LAYERS, INPUT_SIZE};
 use visage_nn::networks::StepGeometry;
 use visage_nn::{FaceResnet, Layout};
+use visage_style::vgg19::{self, Vgg19, VggStep};
+use visage_train::checkpoint::InspectableNet;
+use visage_train::data::{ink, shrink};
 
 use crate::field::{AxisField, ReceptiveField};
 use crate::input::{FeatureMap, Input};
@@ -286,5 +289,182 @@ impl Network for FaceResnetInspector {
                 }
             })
             .collect())
+    }
+}
+
+/// VGG19 in torchvision's layout on burn's CPU backend; layers `features.0` to `features.36`
+/// (described as `conv1_1`, `relu1_1`, …); inputs are 224x224 centre crops, as for MobileNetV2.
+#[derive(Debug)]
+pub struct Vgg19Inspector {
+    net: Vgg19,
+    device: Device,
+    fields: Vec<ReceptiveField>,
+}
+
+impl Vgg19Inspector {
+    /// Loads torchvision weights (`.pth` or `.safetensors`), or, with `None`, draws random ones
+    /// (right for receptive fields and shapes, not for what units mean).
+    pub fn load(weights: Option<&Path>) -> Result<Self, InspectError> {
+        let device = Device::flex();
+        let net = match weights {
+            Some(path) => {
+                Vgg19::load(path, &device).map_err(|e| InspectError::Network(e.to_string()))?
+            }
+            None => Vgg19::new(&device),
+        };
+        let mut f = ReceptiveField::identity(2);
+        let fields = vgg19::steps()
+            .into_iter()
+            .map(|step| {
+                f = match step {
+                    VggStep::Conv(_) => f.then_square(3, 1, 1),
+                    VggStep::Relu => f.clone(),
+                    VggStep::Pool => f.then_square(2, 2, 0),
+                };
+                f.clone()
+            })
+            .collect();
+        Ok(Self {
+            net,
+            device,
+            fields,
+        })
+    }
+}
+
+impl Network for Vgg19Inspector {
+    fn layer_names(&self) -> Vec<String> {
+        (0..self.fields.len())
+            .map(|i| format!("features.{i}"))
+            .collect()
+    }
+
+    fn describe_layer(&self, layer: usize) -> String {
+        vgg19::step_names().get(layer).cloned().unwrap_or_default()
+    }
+
+    fn receptive_field(&self, layer: usize) -> ReceptiveField {
+        self.fields
+            .get(layer)
+            .cloned()
+            .unwrap_or_else(|| ReceptiveField::identity(2))
+    }
+
+    fn activations(
+        &self,
+        input: &Input,
+        layers: &[usize],
+    ) -> Result<Vec<FeatureMap>, InspectError> {
+        let Input::Image(img) = input else {
+            return Err(InspectError::Axes {
+                expected: 2,
+                got: input.axes(),
+            });
+        };
+        // torchvision's VGG19 expects the same ImageNet normalisation as its MobileNetV2.
+        let x = MobileNetV2::preprocess(
+            img.as_raw(),
+            img.width() as usize,
+            img.height() as usize,
+            &self.device,
+        )
+        .map_err(|e| InspectError::Network(e.to_string()))?;
+        self.net
+            .features(x, layers)
+            .into_iter()
+            .map(tensor_map)
+            .collect()
+    }
+}
+
+/// An embedding network from a `visage train` checkpoint; layers `blocks.<i>.conv` (after batch
+/// norm and ReLU); inputs are grey images shrunk to the network's side (28 pixels by default),
+/// with ink as the network saw it in training (see [`grey_square`]).
+#[derive(Debug)]
+pub struct CheckpointInspector {
+    net: InspectableNet,
+    /// The conv layers' names and receptive fields.
+    layers: Vec<(String, ReceptiveField)>,
+}
+
+impl CheckpointInspector {
+    /// Loads a checkpoint written by `visage train`.
+    pub fn load(path: &Path) -> Result<Self, InspectError> {
+        let net = InspectableNet::load(path).map_err(|e| InspectError::Network(e.to_string()))?;
+        let mut f = ReceptiveField::identity(2);
+        let mut layers = Vec::new();
+        for g in net.geometry() {
+            f = f.then_square(g.kernel, g.stride, g.padding);
+            if g.name.ends_with(".conv") {
+                layers.push((g.name, f.clone()));
+            }
+        }
+        Ok(Self { net, layers })
+    }
+
+    /// Input side, pixels.
+    pub fn input_size(&self) -> usize {
+        self.net.input_size()
+    }
+}
+
+/// A photograph as a `visage train` network sees it: grey, shrunk to `side x side` pixels (kept
+/// as RGB so that patches can be cut from it).
+pub fn grey_square(img: &RgbImage, side: usize) -> Input {
+    let grey = shrink(image::DynamicImage::ImageRgb8(img.clone()).to_luma8(), side);
+    Input::Image(image::DynamicImage::ImageLuma8(grey).to_rgb8())
+}
+
+impl Network for CheckpointInspector {
+    fn layer_names(&self) -> Vec<String> {
+        self.layers.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    fn receptive_field(&self, layer: usize) -> ReceptiveField {
+        self.layers
+            .get(layer)
+            .map(|(_, f)| f.clone())
+            .unwrap_or_else(|| ReceptiveField::identity(2))
+    }
+
+    fn activations(
+        &self,
+        input: &Input,
+        layers: &[usize],
+    ) -> Result<Vec<FeatureMap>, InspectError> {
+        let Input::Image(img) = input else {
+            return Err(InspectError::Axes {
+                expected: 2,
+                got: input.axes(),
+            });
+        };
+        let side = self.input_size();
+        if (img.width() as usize, img.height() as usize) != (side, side) {
+            return Err(InspectError::Network(format!(
+                "the checkpoint's network takes {side}x{side} images, got {}x{} (see grey_square)",
+                img.width(),
+                img.height()
+            )));
+        }
+        let grey = image::DynamicImage::ImageRgb8(img.clone()).to_luma8();
+        let all = self
+            .net
+            .activations(&[ink(&grey)])
+            .map_err(|e| InspectError::Network(e.to_string()))?;
+        layers
+            .iter()
+            .map(|&l| {
+                let a = all.get(l).ok_or_else(|| InspectError::Layer {
+                    name: l.to_string(),
+                    known: self.layer_names().join(", "),
+                })?;
+                let [_, c, h, w] = a.dims;
+                Ok(FeatureMap {
+                    channels: c,
+                    dims: vec![h, w],
+                    data: a.values.clone(),
+                })
+            })
+            .collect()
     }
 }

@@ -78,7 +78,12 @@ pub fn load_image(path: &Path, side: usize) -> Result<Vec<f32>, TrainError> {
             message: e.to_string(),
         })?
         .to_luma8();
-    let small = if img.width() as usize == side && img.height() as usize == side {
+    Ok(ink(&shrink(img, side)))
+}
+
+/// A grey image at `side x side` pixels, as the networks see it (triangle filter).
+pub fn shrink(img: image::GrayImage, side: usize) -> image::GrayImage {
+    if img.width() as usize == side && img.height() as usize == side {
         img
     } else {
         image::imageops::resize(
@@ -87,11 +92,12 @@ pub fn load_image(path: &Path, side: usize) -> Result<Vec<f32>, TrainError> {
             side as u32,
             image::imageops::FilterType::Triangle,
         )
-    };
-    Ok(small
-        .pixels()
-        .map(|p| 1.0 - p.0[0] as f32 / 255.0)
-        .collect())
+    }
+}
+
+/// Ink in `[0, 1]` (1 = black) of every pixel, row-major.
+pub fn ink(img: &image::GrayImage) -> Vec<f32> {
+    img.pixels().map(|p| 1.0 - p.0[0] as f32 / 255.0).collect()
 }
 
 fn sorted_entries(dir: &Path, want_dirs: bool) -> Result<Vec<PathBuf>, TrainError> {

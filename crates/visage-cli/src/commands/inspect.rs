@@ -13,8 +13,9 @@ use visage_formats::manifest::{models_dir, Manifest};
 use visage_image::{decode_file, DecodeOptions, RgbImage};
 use visage_inspect::report::{render_activations, render_gram, save_png};
 use visage_inspect::{
-    collect_patches, pick_units, scan, write_report, FaceResnetInspector, Input, LayerWindow,
-    MobileNetInspector, Network, ScanOptions, SequentialInspector, TOP_K,
+    collect_patches, grey_square, pick_units, scan, write_report, CheckpointInspector,
+    FaceResnetInspector, Input, LayerWindow, MobileNetInspector, Network, ScanOptions,
+    SequentialInspector, Vgg19Inspector, TOP_K,
 };
 
 use crate::args::{
@@ -27,6 +28,8 @@ const MOBILENET_FILE: &str = "mobilenet_v2/mobilenet_v2-b0353104.pth";
 
 /// Layers shown when none are named: four depths each, shallow to deep.
 const MOBILENET_DEFAULT: [&str; 4] = ["features.1", "features.4", "features.7", "features.11"];
+/// VGG19's: relu1_2, relu2_2, relu3_4, relu4_4 (Zeiler and Fergus's depths).
+const VGG19_DEFAULT: [&str; 4] = ["features.3", "features.8", "features.17", "features.26"];
 
 /// Runs one inspect subcommand.
 pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
@@ -42,12 +45,22 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
 struct Loaded {
     name: &'static str,
     net: Box<dyn Network>,
-    /// Only for the face ResNet: aligns the face to a chip.
-    faces: Option<FaceModels>,
+    /// How a photograph becomes the network's input.
+    view: View,
     /// Photos in which no face was found (the whole image was used instead).
     no_face: AtomicUsize,
     /// Only for the demo networks: their own held-out inputs, with names, instead of photos.
     demo: Option<(Vec<Input>, Vec<String>)>,
+}
+
+/// How a photograph becomes a network's input.
+enum View {
+    /// The 224x224 centre square (ImageNet networks).
+    CentreSquare,
+    /// The aligned chip of the face nearest the image centre (the face ResNet).
+    FaceChip(FaceModels),
+    /// Grey, shrunk to this side in pixels (networks from `visage train`).
+    GreySquare(usize),
 }
 
 /// Threads the demo networks train on: `visage demo`'s default, so that `inspect` looks at the
@@ -92,7 +105,7 @@ fn load_demo(
     Ok(Loaded {
         name,
         net: Box::new(net),
-        faces: None,
+        view: View::CentreSquare,
         no_face: AtomicUsize::new(0),
         demo: Some((inputs, t.input_names)),
     })
@@ -100,7 +113,14 @@ fn load_demo(
 
 impl Loaded {
     fn load(args: &InspectModelArgs) -> anyhow::Result<Self> {
-        match args.model {
+        let photos = |name, net: Box<dyn Network>, view| Self {
+            name,
+            net,
+            view,
+            no_face: AtomicUsize::new(0),
+            demo: None,
+        };
+        match &args.model {
             InspectModel::MobilenetV2 => {
                 let path = match &args.weights {
                     Some(p) => p.clone(),
@@ -108,13 +128,28 @@ impl Loaded {
                 };
                 let net = MobileNetInspector::load(&path)
                     .with_context(|| format!("cannot load MobileNetV2 from {}", path.display()))?;
-                Ok(Self {
-                    name: "mobilenet-v2",
-                    net: Box::new(net),
-                    faces: None,
-                    no_face: AtomicUsize::new(0),
-                    demo: None,
-                })
+                Ok(photos("mobilenet-v2", Box::new(net), View::CentreSquare))
+            }
+            InspectModel::Vgg19 => {
+                if args.weights.is_none() && !args.random_weights {
+                    bail!(
+                        "--model vgg19 needs --weights FILE (torchvision's vgg19-dcbb9e9d.pth, or \
+                         safetensors with the same keys), or --random-weights"
+                    );
+                }
+                let net = Vgg19Inspector::load(args.weights.as_deref()).with_context(|| {
+                    format!(
+                        "cannot load VGG19 from {}",
+                        args.weights.as_deref().unwrap_or(Path::new("")).display()
+                    )
+                })?;
+                Ok(photos("vgg19", Box::new(net), View::CentreSquare))
+            }
+            InspectModel::Checkpoint(path) => {
+                let net = CheckpointInspector::load(path)
+                    .with_context(|| format!("cannot load the checkpoint {}", path.display()))?;
+                let side = net.input_size();
+                Ok(photos("checkpoint", Box::new(net), View::GreySquare(side)))
             }
             InspectModel::Ekg => {
                 let opts = ekg::EkgOptions::new(super::demo::ekg_csv(args.csv.clone())?);
@@ -131,23 +166,18 @@ impl Loaded {
                 let faces = FaceModels::load(&dir).with_context(|| {
                     format!("cannot load the face models from {}", dir.display())
                 })?;
-                Ok(Self {
-                    name: "dlib-resnet",
-                    net: Box::new(net),
-                    faces: Some(faces),
-                    no_face: AtomicUsize::new(0),
-                    demo: None,
-                })
+                Ok(photos("dlib-resnet", Box::new(net), View::FaceChip(faces)))
             }
         }
     }
 
-    /// The network's input for a photograph: MobileNetV2 sees the 224x224 centre square; the
-    /// face ResNet sees the aligned chip of the face nearest the image centre, or the whole
+    /// The network's input for a photograph (see [`View`]); the face ResNet takes the whole
     /// image (resized to 150x150) when no face is found.
     fn prepare(&self, img: RgbImage) -> Input {
-        let Some(faces) = &self.faces else {
-            return MobileNetInspector::prepare(&img);
+        let faces = match &self.view {
+            View::CentreSquare => return MobileNetInspector::prepare(&img),
+            View::GreySquare(side) => return grey_square(&img, *side),
+            View::FaceChip(faces) => faces,
         };
         let dets = faces.detect(&img, &DetectOptions::default());
         let (cx, cy) = (img.width() as f64 / 2.0, img.height() as f64 / 2.0);
@@ -196,10 +226,14 @@ impl Loaded {
                 .filter(|n| n.ends_with(":relu"))
                 .collect();
         }
-        if self.faces.is_none() {
-            return MOBILENET_DEFAULT.iter().map(|s| s.to_string()).collect();
-        }
-        FACE_DEFAULT.iter().map(|s| s.to_string()).collect()
+        let names: &[&str] = match (&self.view, self.name) {
+            (View::FaceChip(_), _) => &FACE_DEFAULT,
+            (_, "vgg19") => &VGG19_DEFAULT,
+            (View::CentreSquare, _) => &MOBILENET_DEFAULT,
+            // A trained embedding network is shallow: every conv layer.
+            (View::GreySquare(_), _) => return self.net.layer_names(),
+        };
+        names.iter().map(|s| s.to_string()).collect()
     }
 }
 
@@ -329,7 +363,7 @@ fn run_units(args: InspectUnitsArgs) -> anyhow::Result<ExitCode> {
         start.elapsed().as_secs_f64(),
         args.out.join("index.html").display()
     );
-    if loaded.faces.is_some() {
+    if matches!(loaded.view, View::FaceChip(_)) {
         println!("{no_face} images without a detected face were used whole (resized to 150x150)");
     }
     for (i, why) in &result.skipped {
@@ -339,7 +373,7 @@ fn run_units(args: InspectUnitsArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The demo networks' inputs are their own data, not photographs.
-fn photos_only(model: InspectModel) -> anyhow::Result<()> {
+fn photos_only(model: &InspectModel) -> anyhow::Result<()> {
     if matches!(model, InspectModel::Ekg | InspectModel::Volume) {
         bail!("--model ekg and volume support only `inspect units` and `inspect layers`");
     }
@@ -347,7 +381,7 @@ fn photos_only(model: InspectModel) -> anyhow::Result<()> {
 }
 
 fn run_activations(args: InspectActivationsArgs) -> anyhow::Result<ExitCode> {
-    photos_only(args.model.model)?;
+    photos_only(&args.model.model)?;
     let loaded = Loaded::load(&args.model)?;
     let layers = loaded.layers(&args.layers)?;
     let input = loaded
@@ -363,7 +397,7 @@ fn run_activations(args: InspectActivationsArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_gram(args: InspectGramArgs) -> anyhow::Result<ExitCode> {
-    photos_only(args.model.model)?;
+    photos_only(&args.model.model)?;
     let loaded = Loaded::load(&args.model)?;
     let layer = match &args.layer {
         Some(l) => loaded.net.layer_index(l)?,
