@@ -58,7 +58,7 @@ enum View {
     /// The 224x224 centre square (ImageNet networks).
     CentreSquare,
     /// The aligned chip of the face nearest the image centre (the face ResNet).
-    FaceChip(FaceModels),
+    FaceChip(Box<FaceModels>),
     /// Grey, shrunk to this side in pixels (networks from `visage train`).
     GreySquare(usize),
 }
@@ -166,7 +166,11 @@ impl Loaded {
                 let faces = FaceModels::load(&dir).with_context(|| {
                     format!("cannot load the face models from {}", dir.display())
                 })?;
-                Ok(photos("dlib-resnet", Box::new(net), View::FaceChip(faces)))
+                Ok(photos(
+                    "dlib-resnet",
+                    Box::new(net),
+                    View::FaceChip(Box::new(faces)),
+                ))
             }
         }
     }
