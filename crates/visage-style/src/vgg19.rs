@@ -212,6 +212,49 @@ mod tests {
         );
     }
 
+    /// torchvision's key layout: a safetensors file with `features.N.weight/bias` for each
+    /// convolution (written here from random weights) loads into the same network.
+    #[test]
+    fn torchvision_keys_load_back() {
+        let device = Device::flex();
+        let net = Vgg19::new(&device);
+        let dir = std::env::temp_dir().join(format!("visage-vgg19-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("vgg19.safetensors");
+        let to_torchvision = KeyRemapper::from_patterns(
+            steps()
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| matches!(s, VggStep::Conv(_)))
+                .enumerate()
+                .map(|(k, (i, _))| (format!(r"^convs\.{k}\."), format!("features.{i}.")))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        net.save_into(&mut SafetensorsStore::from_file(&path).remap(to_torchvision))
+            .unwrap();
+        // The file speaks torchvision: its header names features.0 and features.34, no convs.
+        let bytes = std::fs::read(&path).unwrap();
+        let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header = String::from_utf8_lossy(&bytes[8..8 + header_len]);
+        assert!(
+            header.contains("\"features.0.weight\"") && header.contains("\"features.34.bias\"")
+        );
+        assert!(!header.contains("convs"));
+
+        let loaded = Vgg19::load(&path, &device).unwrap();
+        let x = Tensor::<4>::random(
+            [1, 3, 32, 32],
+            burn::tensor::Distribution::Uniform(-1.0, 1.0),
+            &device,
+        );
+        let a = net.features(x.clone(), &[35]).remove(0);
+        let b = loaded.features(x, &[35]).remove(0);
+        let diff: f32 = (a - b).abs().max().into_scalar();
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(diff, 0.0);
+    }
+
     #[test]
     fn a_missing_file_is_named() {
         let e = Vgg19::load(Path::new("no/such/vgg19.pth"), &Device::flex()).unwrap_err();
