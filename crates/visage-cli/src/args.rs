@@ -127,11 +127,23 @@ pub struct ModelsArgs {
     /// fetch: copy or download missing or altered files into the models directory.
     #[command(subcommand)]
     pub action: Option<ModelsAction>,
+    /// Which files: the face models, or the feed-forward style networks of `visage stylize`.
+    #[arg(long, value_enum, default_value_t = ModelSet::Faces, global = true)]
+    pub set: ModelSet,
     /// Print the state as JSON.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub models: ModelsDir,
+}
+
+/// A set of model files, each with its own manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelSet {
+    /// Detector, landmarks and encoder (every face command).
+    Faces,
+    /// The networks of `visage stylize` (../shared/models/fast_style).
+    FastStyle,
 }
 
 /// What `visage models` can do besides showing the state.

@@ -293,6 +293,46 @@ fn models_fetch_from_a_directory_verifies_and_fills_the_gaps() {
     );
 }
 
+#[test]
+fn the_style_networks_are_a_set_of_their_own() {
+    let target = tempfile::tempdir().unwrap();
+    // Missing, they are named with the command that fetches them; the face set is not involved.
+    let out = visage_with_models(&["models", "--set", "fast-style"], target.path());
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("fast-style-v1") && text.contains("multistyle26: missing"));
+    assert!(
+        text.contains("run `visage models fetch --set fast-style`"),
+        "{text}"
+    );
+    let from = models();
+    let out = visage_with_models(
+        &[
+            "models",
+            "fetch",
+            "--set",
+            "fast-style",
+            "--from",
+            from.to_str().unwrap(),
+        ],
+        target.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = visage_with_models(&["models", "--set", "fast-style", "--json"], target.path());
+    assert!(out.status.success());
+    let state = &stdout_json_lines(&out)[0];
+    assert_eq!(state["manifest"], "fast-style-v1");
+    assert_eq!(state["models"].as_array().map(Vec::len), Some(3));
+    // The face set in that folder is still missing: fetching one set leaves the other alone.
+    assert!(!visage_with_models(&["models"], target.path())
+        .status
+        .success());
+}
+
 /// Serves the files below `root` over HTTP on 127.0.0.1 for `requests` requests, then stops.
 fn serve_files(root: PathBuf, requests: usize) -> (String, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -36,8 +36,15 @@ pub struct ModelEntry {
 pub struct Manifest {
     /// Identifier of this model set; galleries record it so encodings from other models never mix.
     pub id: String,
+    /// The command that fetches this set's files (named in the messages about missing files).
+    #[serde(default = "default_fetch")]
+    pub fetch: String,
     /// The files.
     pub models: Vec<ModelEntry>,
+}
+
+fn default_fetch() -> String {
+    "visage models fetch".into()
 }
 
 /// What was found for one model file in a models directory.
@@ -75,6 +82,9 @@ pub struct ModelStatus {
     /// What was found there.
     #[serde(flatten)]
     pub state: ModelState,
+    /// The command that fetches the file (see [`Manifest::fetch`]).
+    #[serde(skip)]
+    pub fetch: String,
 }
 
 impl ModelStatus {
@@ -84,8 +94,8 @@ impl ModelStatus {
         match &self.state {
             ModelState::Ok => format!("{}: ok ({p})", self.entry.name),
             ModelState::Missing => format!(
-                "{}: missing: {p} (expected {} bytes, SHA-256 {}; source: {}; run `visage models fetch`)",
-                self.entry.name, self.entry.size, self.entry.sha256, self.entry.source
+                "{}: missing: {p} (expected {} bytes, SHA-256 {}; source: {}; run `{}`)",
+                self.entry.name, self.entry.size, self.entry.sha256, self.entry.source, self.fetch
             ),
             ModelState::WrongSize { found } => format!(
                 "{}: {p} has {found} bytes, expected {} (truncated or another file)",
@@ -153,7 +163,10 @@ impl Manifest {
 
     /// Checks every file of the manifest in `dir` (size, then SHA-256).
     pub fn check(&self, dir: &Path) -> Vec<ModelStatus> {
-        self.models.iter().map(|e| check_entry(e, dir)).collect()
+        self.models
+            .iter()
+            .map(|e| check_entry(e, dir, &self.fetch))
+            .collect()
     }
 
     /// Checks the named files and returns their paths, or one error listing every problem.
@@ -161,7 +174,7 @@ impl Manifest {
         let mut paths = Vec::new();
         let mut problems = Vec::new();
         for name in names {
-            let status = check_entry(self.entry(name)?, dir);
+            let status = check_entry(self.entry(name)?, dir, &self.fetch);
             if status.state != ModelState::Ok {
                 problems.push(status.describe());
             }
@@ -183,7 +196,7 @@ impl Manifest {
     pub fn fetch(&self, dir: &Path, from: Option<&str>) -> Result<Vec<String>, ManifestError> {
         let mut report = Vec::new();
         for entry in &self.models {
-            if check_entry(entry, dir).state == ModelState::Ok {
+            if check_entry(entry, dir, &self.fetch).state == ModelState::Ok {
                 report.push(format!("{}: already present", entry.name));
                 continue;
             }
@@ -242,7 +255,7 @@ fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
 
-fn check_entry(entry: &ModelEntry, dir: &Path) -> ModelStatus {
+fn check_entry(entry: &ModelEntry, dir: &Path, fetch: &str) -> ModelStatus {
     let path = dir.join(&entry.file);
     let state = match fs::metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => ModelState::Missing,
@@ -262,6 +275,7 @@ fn check_entry(entry: &ModelEntry, dir: &Path) -> ModelStatus {
         entry: entry.clone(),
         path,
         state,
+        fetch: fetch.to_string(),
     }
 }
 

@@ -4,11 +4,14 @@ use std::process::ExitCode;
 
 use visage_formats::manifest::{models_dir, Manifest, ModelState};
 
-use crate::args::{ModelsAction, ModelsArgs};
+use crate::args::{ModelSet, ModelsAction, ModelsArgs};
 
 pub fn run(args: ModelsArgs) -> anyhow::Result<ExitCode> {
     let dir = models_dir(args.models.models.as_deref())?;
-    let manifest = Manifest::builtin();
+    let manifest = match args.set {
+        ModelSet::Faces => Manifest::builtin(),
+        ModelSet::FastStyle => Manifest::fast_style(),
+    };
     if let Some(ModelsAction::Fetch { from }) = &args.action {
         for line in manifest.fetch(&dir, from.as_deref())? {
             println!("{line}");
