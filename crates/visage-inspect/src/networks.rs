@@ -83,13 +83,7 @@ impl MobileNetInspector {
 
     /// Class scores for one prepared image.
     pub fn logits(&self, img: &RgbImage) -> Result<Vec<f32>, InspectError> {
-        let x = MobileNetV2::preprocess(
-            img.as_raw(),
-            img.width() as usize,
-            img.height() as usize,
-            &self.device,
-        )
-        .map_err(|e| InspectError::Network(e.to_string()))?;
+        let x = imagenet_tensor(&Input::Image(img.clone()), &self.device)?;
         to_vec(self.net.forward(x).into_data())
     }
 }
@@ -97,6 +91,32 @@ impl MobileNetInspector {
 fn to_vec(data: burn::tensor::TensorData) -> Result<Vec<f32>, InspectError> {
     data.try_into_vec::<f32>()
         .map_err(|e| InspectError::Network(format!("{e:?}")))
+}
+
+/// An image input as torchvision's ImageNet networks take it (MobileNetV2, VGG19): RGB scaled to
+/// 0..1 and normalised per channel, on `device`.
+fn imagenet_tensor(input: &Input, device: &Device) -> Result<Tensor<4>, InspectError> {
+    let Input::Image(img) = input else {
+        return Err(InspectError::Axes {
+            expected: 2,
+            got: input.axes(),
+        });
+    };
+    MobileNetV2::preprocess(
+        img.as_raw(),
+        img.width() as usize,
+        img.height() as usize,
+        device,
+    )
+    .map_err(|e| InspectError::Network(e.to_string()))
+}
+
+/// Layer `layer`'s field from a per-layer list (the identity past its end).
+fn field_at(fields: &[ReceptiveField], layer: usize) -> ReceptiveField {
+    fields
+        .get(layer)
+        .cloned()
+        .unwrap_or_else(|| ReceptiveField::identity(2))
 }
 
 fn tensor_map(t: Tensor<4>) -> Result<FeatureMap, InspectError> {
@@ -116,10 +136,7 @@ impl Network for MobileNetInspector {
     }
 
     fn receptive_field(&self, layer: usize) -> ReceptiveField {
-        self.fields
-            .get(layer)
-            .cloned()
-            .unwrap_or_else(|| ReceptiveField::identity(2))
+        field_at(&self.fields, layer)
     }
 
     fn activations(
@@ -127,19 +144,7 @@ impl Network for MobileNetInspector {
         input: &Input,
         layers: &[usize],
     ) -> Result<Vec<FeatureMap>, InspectError> {
-        let Input::Image(img) = input else {
-            return Err(InspectError::Axes {
-                expected: 2,
-                got: input.axes(),
-            });
-        };
-        let x = MobileNetV2::preprocess(
-            img.as_raw(),
-            img.width() as usize,
-            img.height() as usize,
-            &self.device,
-        )
-        .map_err(|e| InspectError::Network(e.to_string()))?;
+        let x = imagenet_tensor(input, &self.device)?;
         self.net
             .features(x, layers)
             .map_err(|e| InspectError::Network(e.to_string()))?
@@ -344,10 +349,7 @@ impl Network for Vgg19Inspector {
     }
 
     fn receptive_field(&self, layer: usize) -> ReceptiveField {
-        self.fields
-            .get(layer)
-            .cloned()
-            .unwrap_or_else(|| ReceptiveField::identity(2))
+        field_at(&self.fields, layer)
     }
 
     fn activations(
@@ -355,20 +357,7 @@ impl Network for Vgg19Inspector {
         input: &Input,
         layers: &[usize],
     ) -> Result<Vec<FeatureMap>, InspectError> {
-        let Input::Image(img) = input else {
-            return Err(InspectError::Axes {
-                expected: 2,
-                got: input.axes(),
-            });
-        };
-        // torchvision's VGG19 expects the same ImageNet normalisation as its MobileNetV2.
-        let x = MobileNetV2::preprocess(
-            img.as_raw(),
-            img.width() as usize,
-            img.height() as usize,
-            &self.device,
-        )
-        .map_err(|e| InspectError::Network(e.to_string()))?;
+        let x = imagenet_tensor(input, &self.device)?;
         self.net
             .features(x, layers)
             .into_iter()
