@@ -13,9 +13,12 @@ use std::path::PathBuf;
 
 use burn::tensor::Device;
 use visage_image::RgbImage;
-use visage_style::{stylize, Init, LossNetwork, Optimizer, Quiet, StyleImage, StyleOptions};
+use visage_style::{
+    reuse_freed_buffers, stylize, Init, LossNetwork, Optimizer, Quiet, StyleImage, StyleOptions,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    reuse_freed_buffers();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let network = args.first().map(String::as_str).unwrap_or("mobilenet");
     let size: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(512);
