@@ -49,6 +49,17 @@ impl Input {
         }
     }
 
+    /// The picture, for the networks that take images; an error naming the axes otherwise.
+    pub fn image(&self) -> Result<&RgbImage, crate::InspectError> {
+        match self {
+            Input::Image(img) => Ok(img),
+            other => Err(crate::InspectError::Axes {
+                expected: 2,
+                got: other.axes(),
+            }),
+        }
+    }
+
     /// Extent per axis (outermost first), in samples.
     pub fn extent(&self) -> Vec<usize> {
         match self {

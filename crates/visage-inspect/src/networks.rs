@@ -96,12 +96,7 @@ fn to_vec(data: burn::tensor::TensorData) -> Result<Vec<f32>, InspectError> {
 /// An image input as torchvision's ImageNet networks take it (MobileNetV2, VGG19): RGB scaled to
 /// 0..1 and normalised per channel, on `device`.
 fn imagenet_tensor(input: &Input, device: &Device) -> Result<Tensor<4>, InspectError> {
-    let Input::Image(img) = input else {
-        return Err(InspectError::Axes {
-            expected: 2,
-            got: input.axes(),
-        });
-    };
+    let img = input.image()?;
     MobileNetV2::preprocess(
         img.as_raw(),
         img.width() as usize,
@@ -252,10 +247,7 @@ impl Network for FaceResnetInspector {
     }
 
     fn receptive_field(&self, layer: usize) -> ReceptiveField {
-        self.fields
-            .get(layer)
-            .cloned()
-            .unwrap_or_else(|| ReceptiveField::identity(2))
+        field_at(&self.fields, layer)
     }
 
     fn activations(
@@ -263,12 +255,7 @@ impl Network for FaceResnetInspector {
         input: &Input,
         layers: &[usize],
     ) -> Result<Vec<FeatureMap>, InspectError> {
-        let Input::Image(img) = input else {
-            return Err(InspectError::Axes {
-                expected: 2,
-                got: input.axes(),
-            });
-        };
+        let img = input.image()?;
         let side = self.chip_size();
         let resized;
         let chip = if img.width() == side && img.height() == side {
@@ -421,12 +408,7 @@ impl Network for CheckpointInspector {
         input: &Input,
         layers: &[usize],
     ) -> Result<Vec<FeatureMap>, InspectError> {
-        let Input::Image(img) = input else {
-            return Err(InspectError::Axes {
-                expected: 2,
-                got: input.axes(),
-            });
-        };
+        let img = input.image()?;
         let side = self.input_size();
         if (img.width() as usize, img.height() as usize) != (side, side) {
             return Err(InspectError::Network(format!(
