@@ -1,23 +1,26 @@
 //! `visage eval lfw` and `visage eval identify`.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use serde_json::json;
+use visage_eval::cache::ImageEncoding;
 use visage_eval::faces::{FaceChoice, PipelineEncoder};
 use visage_eval::identify::open_set;
-use visage_eval::lfw::{parse_pairs, ten_fold};
+use visage_eval::lfw::{parse_pairs, ten_fold, Pair};
 use visage_eval::plot::write_roc_png;
 use visage_eval::roc::{roc, threshold_for_far};
 use visage_eval::runner::{encode_all, EncodeStats};
+use visage_face::FaceModels;
 use visage_gallery::Encoding;
 use visage_image::DecodeOptions;
 
 use super::gallery_db::{open_cache, person_folders, progress_bar};
 use super::{detect_options, load_models};
-use crate::args::{DetectArgs, EvalArgs, EvalCommand, EvalIdentifyArgs, EvalLfwArgs};
+use crate::args::{CacheArgs, DetectArgs, EvalArgs, EvalCommand, EvalIdentifyArgs, EvalLfwArgs};
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     match args.which {
@@ -50,18 +53,25 @@ fn failures(stats: &EncodeStats) -> anyhow::Result<()> {
     )
 }
 
-fn lfw(args: EvalLfwArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.pairs)
-        .with_context(|| format!("cannot read {}", args.pairs.display()))?;
-    let pairs = parse_pairs(&text, &args.images)?;
-    let models = load_models(&args.models)?;
+/// LFW's pairs (`pairs.txt` against the images folder) and the encodings of their images, as
+/// the peer's protocol chooses faces, through the encoding cache; an error if any image fails.
+pub(super) fn encode_lfw_pairs(
+    models: &FaceModels,
+    pairs_file: &Path,
+    images: &Path,
+    detect: &DetectArgs,
+    cache: &CacheArgs,
+) -> anyhow::Result<(Vec<Pair>, HashMap<PathBuf, ImageEncoding>, EncodeStats)> {
+    let text = std::fs::read_to_string(pairs_file)
+        .with_context(|| format!("cannot read {}", pairs_file.display()))?;
+    let pairs = parse_pairs(&text, images)?;
     let encoder = PipelineEncoder::new(
-        &models,
-        detect_options(&args.detect),
-        decode_options(&args.detect),
+        models,
+        detect_options(detect),
+        decode_options(detect),
         FaceChoice::LfwCentreOrBox,
     );
-    let mut cache = open_cache(&args.cache)?;
+    let mut cache = open_cache(cache)?;
     let paths: Vec<PathBuf> = pairs
         .iter()
         .flat_map(|p| [p.a.clone(), p.b.clone()])
@@ -70,10 +80,22 @@ fn lfw(args: EvalLfwArgs) -> anyhow::Result<ExitCode> {
     unique.sort();
     unique.dedup();
     let bar = progress_bar(unique.len(), "images");
-    let start = Instant::now();
     let (encodings, stats) = encode_all(&encoder, &paths, cache.as_mut(), &|n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     failures(&stats)?;
+    Ok((pairs, encodings, stats))
+}
+
+fn lfw(args: EvalLfwArgs) -> anyhow::Result<ExitCode> {
+    let models = load_models(&args.models)?;
+    let start = Instant::now();
+    let (pairs, encodings, stats) = encode_lfw_pairs(
+        &models,
+        &args.pairs,
+        &args.images,
+        &args.detect,
+        &args.cache,
+    )?;
     let mut items = Vec::with_capacity(pairs.len());
     let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
     for p in &pairs {

@@ -8,10 +8,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use visage_eval::faces::{FaceChoice, PipelineEncoder};
-use visage_eval::lfw::{parse_pairs, ten_fold};
-use visage_eval::runner::encode_all;
-use visage_image::DecodeOptions;
+use visage_eval::lfw::ten_fold;
 use visage_train::augment::Augment;
 use visage_train::data::load_omniglot;
 use visage_train::frozen::{cross_validate, EncodedPair};
@@ -19,8 +16,7 @@ use visage_train::mining::Miner;
 use visage_train::model::PairFeatures;
 use visage_train::train::{train, Method, TrainConfig};
 
-use super::gallery_db::{open_cache, progress_bar};
-use super::{detect_options, load_models};
+use super::load_models;
 use crate::args::{TrainArgs, TrainCommand, TrainLfwHeadArgs, TrainOmniglotArgs};
 
 pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
@@ -159,36 +155,14 @@ fn lfw_head(args: TrainLfwHeadArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|f| f.parse::<PairFeatures>().map_err(|e| anyhow!(e)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let text = std::fs::read_to_string(&args.pairs)
-        .with_context(|| format!("cannot read {}", args.pairs.display()))?;
-    let pairs = parse_pairs(&text, &args.images)?;
     let models = load_models(&args.models)?;
-    let encoder = PipelineEncoder::new(
+    let (pairs, encodings, _) = super::eval::encode_lfw_pairs(
         &models,
-        detect_options(&args.detect),
-        DecodeOptions {
-            max_pixels: args.detect.max_pixels,
-            ..DecodeOptions::default()
-        },
-        FaceChoice::LfwCentreOrBox,
-    );
-    let mut cache = open_cache(&args.cache)?;
-    let paths: Vec<PathBuf> = pairs
-        .iter()
-        .flat_map(|p| [p.a.clone(), p.b.clone()])
-        .collect();
-    let mut unique = paths.clone();
-    unique.sort();
-    unique.dedup();
-    let bar = progress_bar(unique.len(), "images");
-    let (encodings, stats) = encode_all(&encoder, &paths, cache.as_mut(), &|n| bar.inc(n as u64))?;
-    bar.finish_and_clear();
-    if !stats.failed.is_empty() {
-        bail!(
-            "{} LFW images could not be read or encoded",
-            stats.failed.len()
-        );
-    }
+        &args.pairs,
+        &args.images,
+        &args.detect,
+        &args.cache,
+    )?;
     let mut encoded = Vec::with_capacity(pairs.len());
     let mut folds = Vec::with_capacity(pairs.len());
     let mut items = Vec::with_capacity(pairs.len());
