@@ -12,10 +12,9 @@ use visage_eval::plot::write_roc_png;
 use visage_eval::roc::{rates_at, roc, threshold_for_far};
 use visage_eval::runner::encode_all;
 use visage_gallery::Gallery;
-use visage_image::DecodeOptions;
 
 use super::gallery_db::{db_path, json_f32, open_cache, person_folders, progress_bar};
-use super::{detect_options, load_models};
+use super::{decode_options, detect_options, load_models};
 use crate::args::CalibrateArgs;
 
 /// Seed of the impostor draw, so that a calibration on the same folder repeats exactly.
@@ -57,10 +56,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let decode = DecodeOptions {
-        max_pixels: args.detect.max_pixels,
-        ..DecodeOptions::default()
-    };
+    let decode = decode_options(&args.detect);
     let encoder = PipelineEncoder::new(
         &models,
         detect_options(&args.detect),

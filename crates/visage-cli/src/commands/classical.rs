@@ -21,10 +21,8 @@ use visage_eval::faces::{FaceChoice, PipelineEncoder};
 use visage_eval::lfw::parse_pairs;
 use visage_eval::runner::{encode_all, EncodeStats, ImageEncoder};
 
-use visage_image::DecodeOptions;
-
 use super::gallery_db::{open_cache, progress_bar};
-use super::{detect_options, load_models};
+use super::{decode_options, detect_options, load_models};
 use crate::args::{
     CacheArgs, ClassicalAction, ClassicalArgs, ClassicalDataArgs, ClassicalEvalArgs,
     ClassicalFeatures, ClassicalKernel, ClassicalMethod, ClassicalMethodArgs, ClassicalMetric,
@@ -122,13 +120,6 @@ fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {
         return Err(bad());
     }
     Ok((w, h))
-}
-
-fn decode_options(detect: &DetectArgs) -> DecodeOptions {
-    DecodeOptions {
-        max_pixels: detect.max_pixels,
-        ..DecodeOptions::default()
-    }
 }
 
 /// A labelled set as a matrix, whatever the features.

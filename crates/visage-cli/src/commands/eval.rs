@@ -16,23 +16,15 @@ use visage_eval::roc::{roc, threshold_for_far};
 use visage_eval::runner::{encode_all, EncodeStats};
 use visage_face::FaceModels;
 use visage_gallery::Encoding;
-use visage_image::DecodeOptions;
 
 use super::gallery_db::{open_cache, person_folders, progress_bar};
-use super::{detect_options, load_models};
+use super::{decode_options, detect_options, load_models};
 use crate::args::{CacheArgs, DetectArgs, EvalArgs, EvalCommand, EvalIdentifyArgs, EvalLfwArgs};
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     match args.which {
         EvalCommand::Lfw(a) => lfw(a),
         EvalCommand::Identify(a) => identify(a),
-    }
-}
-
-fn decode_options(detect: &DetectArgs) -> DecodeOptions {
-    DecodeOptions {
-        max_pixels: detect.max_pixels,
-        ..DecodeOptions::default()
     }
 }
 

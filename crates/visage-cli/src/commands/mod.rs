@@ -26,6 +26,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use visage_face::{DetectOptions, FaceModels};
 use visage_formats::manifest::models_dir;
+use visage_image::DecodeOptions;
 
 use crate::args::{Cli, Command, DetectArgs, ModelsDir};
 
@@ -66,6 +67,14 @@ fn detect_options(args: &DetectArgs) -> DetectOptions {
     DetectOptions {
         upsample: args.upsample,
         adjust_threshold: args.adjust_threshold,
+    }
+}
+
+/// How images are decoded for the face commands: the default, under `--max-pixels`.
+fn decode_options(args: &DetectArgs) -> DecodeOptions {
+    DecodeOptions {
+        max_pixels: args.max_pixels,
+        ..DecodeOptions::default()
     }
 }
 
