@@ -76,13 +76,15 @@ pub fn read_meta(path: &Path) -> Result<CheckpointMeta, TrainError> {
     serde_json::from_str(meta).map_err(|e| err(path, format!("metadata: {e}")))
 }
 
-/// A fresh model of the shape `config` describes, on `device`.
+/// A fresh model of the shape `config` describes, on `device`, initialised from `config.seed`.
 pub fn new_model(config: &TrainConfig, device: &Device) -> SimilarityModel {
-    let net = EmbeddingNet::new(&config.net, device);
-    let head = config
-        .pair_head()
-        .map(|f| PairHead::new(config.net.embedding_dim(), f.width(), device));
-    SimilarityModel { net, head }
+    crate::model::seeded(device, config.seed, || {
+        let net = EmbeddingNet::new(&config.net, device);
+        let head = config
+            .pair_head()
+            .map(|f| PairHead::new(config.net.embedding_dim(), f.width(), device));
+        SimilarityModel { net, head }
+    })
 }
 
 /// Loads a checkpoint into a model on `device` (plain for inference, autodiff to resume).

@@ -68,11 +68,12 @@ impl FrozenPairHead {
         }
         scale.iter_mut().for_each(|s| *s = 1.0 / s.sqrt().max(1e-6));
         let device = Device::flex().autodiff();
-        device.seed(seed);
         let x = standardise(rows, &mean, &scale, width);
         let x = Tensor::<2>::from_data(TensorData::new(x, [pairs.len(), width]), &device);
         let targets: Vec<f32> = pairs.iter().map(|p| p.same as u8 as f32).collect();
-        let mut head = PairHead::new(width / features.width(), features.width(), &device);
+        let mut head = crate::model::seeded(&device, seed, || {
+            PairHead::new(width / features.width(), features.width(), &device)
+        });
         let mut optim = AdamConfig::new().init();
         for _ in 0..epochs {
             let loss = bce_with_logits(head.forward(x.clone()), &targets);

@@ -137,6 +137,20 @@ impl EmbeddingNet {
     }
 }
 
+/// Builds a module with `init` right after seeding burn's random generator with `seed`, and
+/// draws all its initial weights before returning. burn's CPU backend keeps one generator for
+/// the whole process and initialises parameters lazily (at first use), so seeding and drawing
+/// happen together under one lock: a run stays repeatable while other models are made beside it.
+pub fn seeded<M: Module>(device: &Device, seed: u64, init: impl FnOnce() -> M) -> M {
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    device.seed(seed);
+    let module = init();
+    // Clones share the lazy parameters: recording one initialises them all, now.
+    let _ = module.clone().into_record();
+    module
+}
+
 /// One spatial layer's geometry (square kernels), in pixels of its input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerGeometry {

@@ -402,7 +402,6 @@ pub fn train(
             )
         }
         None => {
-            device.seed(config.seed);
             let model = checkpoint::new_model(config, &device);
             (
                 model,
