@@ -818,28 +818,21 @@ pub struct TrainArgs {
 /// The train subcommands.
 #[derive(Debug, Subcommand)]
 pub enum TrainCommand {
-    /// Learn a similarity on Omniglot: triplet loss, pair head (Koch) or prototypical networks.
+    /// Learn a similarity on Omniglot: triplet loss, pair head (Koch), prototypical networks or a cosine classifier.
     Omniglot(TrainOmniglotArgs),
     /// Fit the pair head on frozen dlib encodings over LFW's 10 folds, against the plain threshold.
     LfwHead(TrainLfwHeadArgs),
+    /// Train an embedding on small grey LFW face chips of 9 folds' people; test on the 10th fold.
+    Faces(TrainFacesArgs),
 }
 
-/// Arguments of train omniglot.
+/// Training options shared by `train omniglot` and `train faces`.
 #[derive(Debug, Args)]
-pub struct TrainOmniglotArgs {
-    /// Omniglot set to train on (<alphabet>/<character>/*.png), e.g. ../shared/data/omniglot/images_background_small1.
-    #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
-    /// Output directory: model.safetensors, summary.json, curve.png.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    /// triplet (Siamese, triplet loss), pair (twin network + pair head, Koch) or proto (prototypical networks).
-    #[arg(long, default_value = "proto", value_parser = ["triplet", "pair", "proto"])]
-    pub method: String,
+pub struct TrainingOptions {
     /// Optimizer steps (default: the method's, see docs/TRAINING.md).
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Adam's initial learning rate (cosine decay to 5% of it).
+    /// Adam's initial learning rate (cosine decay to 5% of it; default 1e-3).
     #[arg(long)]
     pub lr: Option<f64>,
     /// Classes per batch (P; N ways for proto).
@@ -863,24 +856,58 @@ pub struct TrainOmniglotArgs {
     /// Pair-head features: abs (|Δ|), chi2 (χ²) or both.
     #[arg(long, default_value = "abs")]
     pub features: String,
-    /// Input side in pixels (the 105-pixel images are shrunk to it).
-    #[arg(long, default_value_t = 28)]
-    pub side: usize,
+    /// Scale of the classifier's logits s·cos(f, w) (classify).
+    #[arg(long, default_value_t = 10.0)]
+    pub scale: f32,
+    /// Parts each batch is split into and run side by side (proto and classify; default 2; the
+    /// results depend on it, not on --threads).
+    #[arg(long)]
+    pub shards: Option<usize>,
     /// Conv blocks (3x3 conv, batch norm, ReLU, 2x2 max pool).
     #[arg(long, default_value_t = 4)]
     pub blocks: usize,
     /// Channels per block.
     #[arg(long, default_value_t = 64)]
     pub channels: usize,
-    /// Do not add rotated characters (90/180/270°) as new classes.
-    #[arg(long)]
-    pub no_rotations: bool,
-    /// Do not distort training images (small random affine maps).
+    /// Do not distort training images (small random affine maps, and flips for faces).
     #[arg(long)]
     pub no_augment: bool,
     /// Seed of initialisation, sampling and augmentation.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of train omniglot.
+#[derive(Debug, Args)]
+pub struct TrainOmniglotArgs {
+    /// Omniglot set to train on (<alphabet>/<character>/*.png), e.g. ../shared/data/omniglot/images_background_small1.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Output directory: model.safetensors, optimizer.bpk, summary.json, curve.png.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// triplet (Siamese, triplet loss), pair (twin network + pair head, Koch), proto (prototypical networks) or classify (cosine classifier over the training classes, Baseline++).
+    #[arg(long, default_value = "proto", value_parser = ["triplet", "pair", "proto", "classify"])]
+    pub method: String,
+    /// Input side in pixels (the 105-pixel images are shrunk to it).
+    #[arg(long, default_value_t = 28)]
+    pub side: usize,
+    /// Do not add rotated characters (90/180/270°) as new classes.
+    #[arg(long)]
+    pub no_rotations: bool,
+    /// Draw each batch's classes from one alphabet (with its rotations), like the one-shot runs
+    /// (the default for proto).
+    #[arg(long, conflicts_with = "mixed_alphabets")]
+    pub within_alphabet: bool,
+    /// Draw each batch's classes from all the alphabets together (the default of the other methods).
+    #[arg(long)]
+    pub mixed_alphabets: bool,
     /// Continue from this checkpoint (its settings apply; --steps sets the new total).
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
@@ -890,12 +917,48 @@ pub struct TrainOmniglotArgs {
     /// Stop as soon as the collapse guard fires.
     #[arg(long)]
     pub stop_on_collapse: bool,
-    /// Worker threads.
-    #[arg(long, default_value_t = 2)]
-    pub threads: usize,
-    /// Print the run summary as one JSON object.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub training: TrainingOptions,
+}
+
+/// Arguments of train faces.
+#[derive(Debug, Args)]
+pub struct TrainFacesArgs {
+    /// LFW pairs.txt (View 2: 10 folds of 300 same + 300 different pairs).
+    #[arg(long, value_name = "FILE")]
+    pub pairs: PathBuf,
+    /// The image root (Name/Name_0001.jpg).
+    #[arg(long, value_name = "DIR")]
+    pub images: PathBuf,
+    /// Output directory: model.safetensors, summary.json (with the LFW result), curve.png.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The held-out fold (1-based); training people come from the other folds' pairs.
+    #[arg(long, default_value_t = 10)]
+    pub test_fold: usize,
+    /// Train one model per fold (into OUT/fold-NN) and report the mean ± std over all folds.
+    #[arg(long, conflicts_with = "test_fold")]
+    pub all_folds: bool,
+    /// triplet (Siamese, triplet loss), pair (twin network + pair head), proto or classify;
+    /// every method is tested by the squared distance between embeddings.
+    #[arg(long, default_value = "triplet", value_parser = ["triplet", "pair", "proto", "classify"])]
+    pub method: String,
+    /// Chip side in pixels (the aligned 150x150 chip, in grey, is shrunk to it).
+    #[arg(long, default_value_t = 32)]
+    pub side: usize,
+    /// Folder of the grey-chip cache; defaults to chips/ in the user's cache directory.
+    #[arg(long, value_name = "DIR")]
+    pub chips: Option<PathBuf>,
+    #[command(flatten)]
+    pub training: TrainingOptions,
+    /// The encoding cache `visage eval lfw` fills: the dlib baseline is read from it when every
+    /// image is there (never computed here); --no-cache also bypasses the chip cache.
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    #[command(flatten)]
+    pub models: ModelsDir,
+    #[command(flatten)]
+    pub detect: DetectArgs,
 }
 
 /// Arguments of train lfw-head.
@@ -950,6 +1013,10 @@ pub struct FewshotEvalArgs {
     /// A checkpoint written by `visage train omniglot`.
     #[arg(long, value_name = "CKPT")]
     pub model: PathBuf,
+    /// Embed every image as the mean over its copies shifted by up to this many pixels each
+    /// way, (2N+1)² copies (test-time augmentation; 0 = off).
+    #[arg(long, default_value_t = 0, value_name = "PIXELS")]
+    pub shifts: usize,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -976,6 +1043,10 @@ pub struct FewshotBuildRunsArgs {
     /// Seed of the draw.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Draw each run's characters from all the alphabets together (an easier task than the
+    /// standard one, whose runs stay within one alphabet).
+    #[arg(long)]
+    pub across_alphabets: bool,
 }
 
 /// The loss network of `visage style`.

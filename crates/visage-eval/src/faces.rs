@@ -81,6 +81,13 @@ impl<'a> PipelineEncoder<'a> {
         }
     }
 
+    /// The aligned 150x150 RGB chip of the face this encoder would encode in the image at `path`,
+    /// and whether the detector found it (`false`: the choice's fallback box); `Ok(None)` when
+    /// the choice has no fallback and nothing was detected; `Err` names an unreadable file.
+    pub fn chip(&self, path: &Path) -> Result<Option<(RgbImage, bool)>, String> {
+        self.locate(path)
+    }
+
     /// Decode, detect, choose, landmarks and chip for one image (everything but the network).
     fn locate(&self, path: &Path) -> Result<Option<(RgbImage, bool)>, String> {
         let image = decode_file(path, &self.decode).map_err(|e| e.to_string())?;

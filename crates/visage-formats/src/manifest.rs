@@ -263,7 +263,7 @@ fn check_entry(entry: &ModelEntry, dir: &Path, fetch: &str) -> ModelStatus {
             error: e.to_string(),
         },
         Ok(meta) if meta.len() != entry.size => ModelState::WrongSize { found: meta.len() },
-        Ok(_) => match hash_file(&path) {
+        Ok(_) => match sha256_file(&path) {
             Ok(found) if found == entry.sha256 => ModelState::Ok,
             Ok(found) => ModelState::WrongHash { found },
             Err(e) => ModelState::Unreadable {
@@ -279,7 +279,8 @@ fn check_entry(entry: &ModelEntry, dir: &Path, fetch: &str) -> ModelStatus {
     }
 }
 
-fn hash_file(path: &Path) -> std::io::Result<String> {
+/// Lower-case hex SHA-256 of a file's bytes, read in 1 MiB blocks.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut file = fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];

@@ -104,15 +104,70 @@ pub struct FewShotResult {
     pub scorer: String,
 }
 
+/// `image` (`side x side`, row-major) moved by `dx`, `dy` pixels, background 0 where it came
+/// from outside.
+fn shifted(image: &[f32], side: usize, dx: isize, dy: isize) -> Vec<f32> {
+    let mut out = vec![0.0; side * side];
+    for y in 0..side {
+        for x in 0..side {
+            let (sx, sy) = (x as isize - dx, y as isize - dy);
+            if (0..side as isize).contains(&sx) && (0..side as isize).contains(&sy) {
+                out[y * side + x] = image[sy as usize * side + sx as usize];
+            }
+        }
+    }
+    out
+}
+
+/// Embeddings of `images`; with `shifts` > 0, each is the mean embedding of the image moved by
+/// every offset in `-shifts..=shifts` pixels on both axes (`(2 shifts + 1)²` copies), scaled
+/// back to unit length when the model compares unit vectors.
+fn embed_images(
+    model: &SimilarityModel,
+    config: &TrainConfig,
+    images: &[Vec<f32>],
+    shifts: usize,
+) -> Result<Vec<Vec<f32>>, TrainError> {
+    if shifts == 0 {
+        return embed(model, config, images);
+    }
+    let side = config.net.input_size;
+    let r = shifts as isize;
+    let offsets: Vec<(isize, isize)> = (-r..=r)
+        .flat_map(|dy| (-r..=r).map(move |dx| (dx, dy)))
+        .collect();
+    let copies: Vec<Vec<f32>> = images
+        .iter()
+        .flat_map(|img| offsets.iter().map(|&(dx, dy)| shifted(img, side, dx, dy)))
+        .collect();
+    let e = embed(model, config, &copies)?;
+    Ok(e.chunks(offsets.len())
+        .map(|group| {
+            let mut mean = vec![0.0f32; group[0].len()];
+            for v in group {
+                for (m, x) in mean.iter_mut().zip(v) {
+                    *m += x / group.len() as f32;
+                }
+            }
+            if config.normalizes() {
+                let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-10);
+                mean.iter_mut().for_each(|m| *m /= norm);
+            }
+            mean
+        })
+        .collect())
+}
+
 /// Scores `[tests, classes]`: larger = more similar.
 fn scores(
     model: &SimilarityModel,
     config: &TrainConfig,
     training: &[Vec<f32>],
     tests: &[Vec<f32>],
+    shifts: usize,
 ) -> Result<Vec<Vec<f32>>, TrainError> {
-    let t = embed(model, config, training)?;
-    let q = embed(model, config, tests)?;
+    let t = embed_images(model, config, training, shifts)?;
+    let q = embed_images(model, config, tests, shifts)?;
     match (&model.head, config.pair_head()) {
         (Some(head), Some(features)) => {
             let device = Device::flex();
@@ -149,11 +204,14 @@ fn scores(
     }
 }
 
-/// N-way one-shot accuracy of `model` over `runs`.
+/// N-way one-shot accuracy of `model` over `runs`; with `shifts` > 0, every image is embedded
+/// as the mean over its copies shifted by up to `shifts` pixels each way (test-time
+/// augmentation: the one-shot prototype then stands for a small neighbourhood of the drawing).
 pub fn evaluate(
     model: &SimilarityModel,
     config: &TrainConfig,
     runs: &[Run],
+    shifts: usize,
 ) -> Result<FewShotResult, TrainError> {
     let side = config.net.input_size;
     let load = |paths: &mut dyn Iterator<Item = &PathBuf>| {
@@ -166,7 +224,7 @@ pub fn evaluate(
     for run in runs {
         let training = load(&mut run.training.iter())?;
         let tests = load(&mut run.tests.iter().map(|t| &t.0))?;
-        let s = scores(model, config, &training, &tests)?;
+        let s = scores(model, config, &training, &tests, shifts)?;
         let ok = s
             .iter()
             .zip(&run.tests)
@@ -207,14 +265,18 @@ pub struct RunSpec {
     pub ways: usize,
     /// Alphabets to leave out (those trained on).
     pub exclude_alphabets: Vec<String>,
+    /// Draw each run's characters from all the alphabets together instead of from one
+    /// alphabet (Vinyals et al.'s easier task; Lake et al.'s runs are within one alphabet).
+    pub across_alphabets: bool,
     /// Seed of the draw.
     pub seed: u64,
 }
 
 /// Draws runs in the standard layout into `out_dir` from `source` (`<alphabet>/<character>/`):
 /// each run takes `ways` characters of one alphabet (alphabets with at least `ways`
-/// characters, in turn), one drawer's image of each as the training image and another
-/// drawer's as the test item, as in the original one-shot task. Returns the alphabets used.
+/// characters, in turn), or of all of them pooled with [`RunSpec::across_alphabets`], one
+/// drawer's image of each as the training image and another drawer's as the test item, as in
+/// the original one-shot task. Returns the alphabets used.
 pub fn build_runs(
     source: &Path,
     out_dir: &Path,
@@ -231,6 +293,11 @@ pub fn build_runs(
             Some((_, dirs)) => dirs.push(dir),
             None => by_alphabet.push((alphabet, vec![dir])),
         }
+    }
+    if spec.across_alphabets {
+        let names: Vec<String> = by_alphabet.iter().map(|(a, _)| a.clone()).collect();
+        let dirs: Vec<PathBuf> = by_alphabet.into_iter().flat_map(|(_, d)| d).collect();
+        by_alphabet = vec![(names.join("+"), dirs)];
     }
     by_alphabet.retain(|(_, dirs)| dirs.len() >= spec.ways);
     if by_alphabet.is_empty() {
@@ -281,5 +348,8 @@ pub fn build_runs(
         let path = run_dir.join("class_labels.txt");
         std::fs::write(&path, text).map_err(|e| TrainError::io(&path, e))?;
     }
-    Ok(by_alphabet.into_iter().map(|(a, _)| a).collect())
+    Ok(by_alphabet
+        .into_iter()
+        .flat_map(|(a, _)| a.split('+').map(str::to_string).collect::<Vec<_>>())
+        .collect())
 }

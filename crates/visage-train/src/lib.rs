@@ -5,9 +5,13 @@
 //!   collapse ([`collapse`]);
 //! * the pair head ([`model::PairHead`], `|Δ|` and χ² features, logistic, binary
 //!   cross-entropy), end to end with the twin network or on frozen encodings ([`frozen`]);
-//! * prototypical networks on N-way K-shot episodes;
+//! * prototypical networks on N-way K-shot episodes, within one alphabet or across;
+//! * a cosine classifier over all training classes ([`model::CosineClassifier`]) whose
+//!   embedding is then compared like the others;
+//! * batches split into parts trained side by side on the worker threads ([`train`]);
 //! * Omniglot loading with rotations as new classes ([`data`]) and small affine distortions
 //!   ([`augment`]); checkpoints with resume ([`checkpoint`]), learning curves ([`plot`]);
+//! * face chips as classes of people, with flips ([`faces`]);
 //! * N-way one-shot evaluation in the standard Omniglot run layout ([`fewshot`]).
 //!
 //! To inspect a trained network's units, load it with [`checkpoint::InspectableNet::load`]:
@@ -18,6 +22,7 @@ pub mod checkpoint;
 pub mod collapse;
 pub mod data;
 mod error;
+pub mod faces;
 pub mod fewshot;
 pub mod frozen;
 pub mod loss;

@@ -1,5 +1,6 @@
 //! The losses on burn tensors (differentiable through burn's autodiff): the triplet loss over
-//! mined triplets, binary cross-entropy for the pair head, and the prototypical-network loss.
+//! mined triplets, binary cross-entropy for the pair head, the prototypical-network loss and the
+//! softmax cross-entropy of the classifier.
 
 use burn::tensor::activation::{log_softmax, relu, softplus};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -55,7 +56,15 @@ pub fn prototypical_loss(
     queries: Tensor<2>,
     query_labels: &[usize],
 ) -> (Tensor<1>, f32) {
-    let logits = squared_distance_matrix(queries, prototypes).neg();
+    softmax_cross_entropy(
+        squared_distance_matrix(queries, prototypes).neg(),
+        query_labels,
+    )
+}
+
+/// Mean cross-entropy of `softmax(logits)` (`[n, classes]`) against `labels` (`n` values in
+/// `0..classes`), and the fraction of rows whose largest logit is their label's.
+pub fn softmax_cross_entropy(logits: Tensor<2>, labels: &[usize]) -> (Tensor<1>, f32) {
     let predicted = logits.clone().argmax(1).into_data();
     let predicted: Vec<i64> = predicted
         .convert::<i64>()
@@ -63,15 +72,14 @@ pub fn prototypical_loss(
         .unwrap_or_default();
     let correct = predicted
         .iter()
-        .zip(query_labels)
+        .zip(labels)
         .filter(|(p, l)| **p as usize == **l)
         .count();
-    let labels =
-        index(query_labels.iter().map(|&l| l as i64).collect(), &logits).unsqueeze_dim::<2>(1);
-    let logp = log_softmax(logits, 1).gather(1, labels);
+    let targets = index(labels.iter().map(|&l| l as i64).collect(), &logits).unsqueeze_dim::<2>(1);
+    let logp = log_softmax(logits, 1).gather(1, targets);
     (
         logp.mean().neg(),
-        correct as f32 / query_labels.len().max(1) as f32,
+        correct as f32 / labels.len().max(1) as f32,
     )
 }
 
@@ -128,5 +136,21 @@ mod tests {
         let (bad, acc_bad) = prototypical_loss(protos, q, &[1, 0]);
         assert_eq!((acc, acc_bad), (1.0, 0.0));
         assert!(scalar(good) < 0.01 && scalar(bad) > 10.0);
+    }
+
+    #[test]
+    fn cross_entropy_is_log_classes_for_equal_logits_and_counts_argmax_hits() {
+        let device = Device::flex();
+        let flat = Tensor::<2>::from_data(TensorData::new(vec![0.0f32; 8], [2, 4]), &device);
+        let (loss, _) = softmax_cross_entropy(flat, &[0, 3]);
+        assert!((scalar(loss) - 4f32.ln()).abs() < 1e-5);
+        let z = Tensor::<2>::from_data(
+            TensorData::new(vec![5.0f32, 0.0, 0.0, 0.0, 5.0, 0.0], [2, 3]),
+            &device,
+        );
+        let (loss, acc) = softmax_cross_entropy(z, &[0, 2]);
+        assert_eq!(acc, 0.5);
+        // Row 1 is right and confident (≈ 0.013), row 2 wrong by 5 (≈ 5.007).
+        assert!((scalar(loss) - (0.0134 + 5.0134) / 2.0).abs() < 1e-3);
     }
 }

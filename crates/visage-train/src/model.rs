@@ -250,11 +250,43 @@ impl PairHead {
     }
 }
 
-/// An embedding network with, for the pair method, its pair head: what a checkpoint holds.
+/// A cosine classifier over the training classes (the "Baseline++" of Chen et al., 2019):
+/// logits `s · cos(f, w_c)` for every class `c`, so that training pulls each embedding towards
+/// its class's weight vector and away from all the others at once. Only the embedding is kept
+/// for one-shot use; new classes are compared by cosine distance.
+#[derive(Module, Debug)]
+pub struct CosineClassifier {
+    /// One weight vector per class (`[dim, classes]`, no bias).
+    pub weights: Linear,
+}
+
+impl CosineClassifier {
+    /// A classifier of embeddings of `dim` components into `classes` classes.
+    pub fn new(dim: usize, classes: usize, device: &Device) -> Self {
+        Self {
+            weights: LinearConfig::new(dim, classes)
+                .with_bias(false)
+                .init(device),
+        }
+    }
+
+    /// The logits `[n, classes]` of unit-length embeddings `[n, dim]`: `scale` times the
+    /// cosine with each class's weight vector.
+    pub fn forward(&self, unit_embeddings: Tensor<2>, scale: f32) -> Tensor<2> {
+        let w = self.weights.weight.val();
+        let norm = w.clone().powi_scalar(2).sum_dim(0).add_scalar(1e-10).sqrt();
+        unit_embeddings.matmul(w / norm).mul_scalar(scale)
+    }
+}
+
+/// An embedding network with, for the pair method, its pair head, and for the classify
+/// method, its classifier: what a checkpoint holds.
 #[derive(Module, Debug)]
 pub struct SimilarityModel {
     /// The twin (shared) embedding network.
     pub net: EmbeddingNet,
     /// The pair head, for models trained as verifiers.
     pub head: Option<PairHead>,
+    /// The classifier over the training classes, for models trained as classifiers.
+    pub classifier: Option<CosineClassifier>,
 }

@@ -70,6 +70,11 @@ fn tiny_runs_of_every_method_lower_the_loss() {
             features: PairFeatures::AbsDiff,
         },
         Method::Proto { shots: 1 },
+        // The class count is taken from the data.
+        Method::Classify {
+            classes: 0,
+            scale: 10.0,
+        },
     ];
     for method in methods {
         let dir = tempfile::tempdir().unwrap();
@@ -157,6 +162,44 @@ fn same_seed_same_run_and_a_checkpoint_resumes_and_reloads() {
 }
 
 #[test]
+fn a_run_resumed_from_a_middle_checkpoint_continues_exactly() {
+    let data = tiny_data(16);
+    let mut cfg = tiny_config(Method::Proto { shots: 1 }, 10);
+    cfg.checkpoint_every = 6;
+    let (straight, middle) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // At step 7 the files saved at step 6 are still there: keep a copy.
+    let mut copy = |p: visage_train::train::Progress| {
+        if p.step == 7 {
+            for f in ["model.safetensors", "optimizer.bpk"] {
+                std::fs::copy(straight.path().join(f), middle.path().join(f)).unwrap();
+            }
+        }
+    };
+    let whole = train(&cfg, &data, straight.path(), None, &mut copy).unwrap();
+    let ckpt = middle.path().join("model.safetensors");
+    assert_eq!(checkpoint::read_meta(&ckpt).unwrap().step, 6);
+    let resumed = train(&cfg, &data, middle.path(), Some(&ckpt), &mut |_| {}).unwrap();
+    let a = checkpoint::read_meta(&whole.checkpoint).unwrap().curve;
+    let b = checkpoint::read_meta(&resumed.checkpoint).unwrap().curve;
+    // Same batches, weights and Adam moments: the last four losses are the same numbers.
+    assert_eq!(a, b);
+
+    // An optimizer state that is not the one saved with the checkpoint is refused.
+    std::fs::write(middle.path().join("optimizer.bpk"), b"another state").unwrap();
+    let mut more = cfg.clone();
+    more.steps = 12;
+    let e = train(
+        &more,
+        &data,
+        middle.path(),
+        Some(&resumed.checkpoint),
+        &mut |_| {},
+    )
+    .expect_err("a mismatched optimizer state");
+    assert!(e.to_string().contains("optimizer state"), "{e}");
+}
+
+#[test]
 fn fewshot_eval_reads_a_tiny_run_layout_and_beats_chance() {
     let runs_dir = tempfile::tempdir().unwrap();
     let used = build_runs(
@@ -166,11 +209,26 @@ fn fewshot_eval_reads_a_tiny_run_layout_and_beats_chance() {
             runs: 4,
             ways: 5,
             exclude_alphabets: vec!["Greek".into(), "Latin".into()],
+            across_alphabets: false,
             seed: 3,
         },
     )
     .unwrap();
     assert!(!used.contains(&"Greek".to_string()) && !used.contains(&"Latin".to_string()));
+    // Tagalog has 17 characters: too few for a 20-way run within it, enough across alphabets.
+    let twenty = |across_alphabets| {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = RunSpec {
+            runs: 1,
+            ways: 20,
+            exclude_alphabets: vec!["Greek".into(), "Latin".into()],
+            across_alphabets,
+            seed: 3,
+        };
+        build_runs(&omniglot("images_background_small2"), dir.path(), &spec).unwrap()
+    };
+    assert!(!twenty(false).contains(&"Tagalog".to_string()));
+    assert!(twenty(true).contains(&"Tagalog".to_string()));
     let runs = read_runs(runs_dir.path()).unwrap();
     assert_eq!(runs.len(), 4);
     assert!(runs
@@ -188,7 +246,7 @@ fn fewshot_eval_reads_a_tiny_run_layout_and_beats_chance() {
     let cfg = tiny_config(Method::Proto { shots: 1 }, 60);
     let s = train(&cfg, &data, model_dir.path(), None, &mut |_| {}).unwrap();
     let (model, meta) = checkpoint::load(&s.checkpoint, &checkpoint::plain_device()).unwrap();
-    let result = evaluate(&model, &meta.config, &runs).unwrap();
+    let result = evaluate(&model, &meta.config, &runs, 0).unwrap();
     assert_eq!((result.items, result.ways), (20, 5));
     // Chance is 20%.
     assert!(result.accuracy >= 0.4, "{result:?}");

@@ -18,10 +18,13 @@ pub fn run(args: FewshotArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
+    if args.shifts > 4 {
+        bail!("--shifts is at most 4 pixels ((2N+1)² copies of every image)");
+    }
     let runs = read_runs(&args.runs)?;
     let (model, meta) = checkpoint::load(&args.model, &burn_device())
         .with_context(|| format!("cannot load the model {}", args.model.display()))?;
-    let result = evaluate(&model, &meta.config, &runs)?;
+    let result = evaluate(&model, &meta.config, &runs, args.shifts)?;
     if args.json {
         println!(
             "{}",
@@ -30,7 +33,7 @@ fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
                 "correct": result.correct, "accuracy": result.accuracy,
                 "per_run": result.per_run, "scorer": result.scorer,
                 "method": meta.config.method.name(), "train_steps": meta.step,
-                "train_seconds": meta.train_seconds,
+                "train_seconds": meta.train_seconds, "shifts": args.shifts,
             })
         );
     } else {
@@ -70,13 +73,19 @@ fn build(args: FewshotBuildRunsArgs) -> anyhow::Result<ExitCode> {
             runs: args.runs,
             ways: args.ways,
             exclude_alphabets: exclude.clone(),
+            across_alphabets: args.across_alphabets,
             seed: args.seed,
         },
     )?;
     println!(
-        "{} runs of {}-way one-shot in {} from {} (left out: {})",
+        "{} runs of {}-way one-shot ({}) in {} from {} (left out: {})",
         args.runs,
         args.ways,
+        if args.across_alphabets {
+            "characters drawn across alphabets"
+        } else {
+            "each run within one alphabet"
+        },
         args.out.display(),
         used.join(", "),
         if exclude.is_empty() {

@@ -1,12 +1,10 @@
 //! What the gallery commands share: where the gallery and the encoding cache live, image
 //! hashes, folder-per-person listings and progress bars.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use sha2::{Digest, Sha256};
 use visage_eval::cache::EncodingCache;
 
 use crate::args::{CacheArgs, DbArg};
@@ -46,24 +44,8 @@ pub fn open_cache(args: &CacheArgs) -> anyhow::Result<Option<EncodingCache>> {
 
 /// Lower-case hex SHA-256 of a file's bytes.
 pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    visage_formats::manifest::sha256_file(path)
+        .with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// The sub-folders of `dir` (sorted by name) with their image files (sorted); folders without

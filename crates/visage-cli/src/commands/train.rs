@@ -1,7 +1,9 @@
-//! `visage train omniglot` and `visage train lfw-head`.
+//! `visage train omniglot`, `visage train lfw-head` and `visage train faces` (in [`faces`]).
+
+mod faces;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -10,103 +12,123 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use visage_eval::lfw::ten_fold;
 use visage_train::augment::Augment;
-use visage_train::data::load_omniglot;
+use visage_train::data::{load_omniglot, Dataset};
 use visage_train::frozen::{cross_validate, EncodedPair};
 use visage_train::mining::Miner;
 use visage_train::model::PairFeatures;
-use visage_train::train::{train, Method, TrainConfig};
+use visage_train::train::{train, Method, RunSummary, TrainConfig};
 
 use super::load_models;
-use crate::args::{TrainArgs, TrainCommand, TrainLfwHeadArgs, TrainOmniglotArgs};
+use crate::args::{TrainArgs, TrainCommand, TrainLfwHeadArgs, TrainOmniglotArgs, TrainingOptions};
 
 pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     match args.which {
         TrainCommand::Omniglot(a) => omniglot(a),
         TrainCommand::LfwHead(a) => lfw_head(a),
+        TrainCommand::Faces(a) => faces::run(a),
     }
 }
 
-fn config(args: &TrainOmniglotArgs) -> anyhow::Result<TrainConfig> {
-    let method = match args.method.as_str() {
-        "triplet" => Method::Triplet {
-            margin: args.margin,
-            miner: args.miner.parse::<Miner>().map_err(|e| anyhow!(e))?,
-            normalize: !args.no_normalize,
-        },
-        "pair" => Method::Pair {
-            features: args
-                .features
-                .parse::<PairFeatures>()
-                .map_err(|e| anyhow!(e))?,
-        },
-        _ => Method::Proto { shots: args.shots },
-    };
-    if !args.margin.is_finite() || args.margin <= 0.0 {
+/// The method `name` with its settings from the shared options.
+fn method(name: &str, o: &TrainingOptions) -> anyhow::Result<Method> {
+    if !o.margin.is_finite() || o.margin <= 0.0 {
         bail!("--margin must be positive");
     }
-    let mut c = TrainConfig::omniglot(method);
-    c.net.input_size = args.side;
-    c.net.blocks = args.blocks;
-    c.net.channels = args.channels;
-    if let Some(s) = args.steps {
+    Ok(match name {
+        "triplet" => Method::Triplet {
+            margin: o.margin,
+            miner: o.miner.parse::<Miner>().map_err(|e| anyhow!(e))?,
+            normalize: !o.no_normalize,
+        },
+        "pair" => Method::Pair {
+            features: o.features.parse::<PairFeatures>().map_err(|e| anyhow!(e))?,
+        },
+        "classify" => Method::Classify {
+            classes: 0,
+            scale: o.scale,
+        },
+        _ => Method::Proto { shots: o.shots },
+    })
+}
+
+/// The shared options over a method's defaults `c`.
+fn apply_options(c: &mut TrainConfig, o: &TrainingOptions) -> anyhow::Result<()> {
+    c.net.blocks = o.blocks;
+    c.net.channels = o.channels;
+    if let Some(s) = o.steps {
+        if s == 0 {
+            bail!("--steps must be at least 1");
+        }
         c.steps = s;
     }
-    if let Some(lr) = args.lr {
+    if let Some(lr) = o.lr {
         if !lr.is_finite() || lr <= 0.0 {
             bail!("--lr must be positive");
         }
         c.learning_rate = lr;
     }
-    if let Some(p) = args.classes_per_batch {
+    if let Some(p) = o.classes_per_batch {
         c.classes_per_batch = p;
     }
-    if let Some(k) = args.images_per_class {
+    if let Some(k) = o.images_per_class {
         c.images_per_class = k;
     }
-    c.rotations = !args.no_rotations;
-    if args.no_augment {
+    if let Some(n) = o.shards {
+        c.shards = n;
+    }
+    if o.no_augment {
         c.augment = Augment::NONE;
     }
-    c.seed = args.seed;
+    c.seed = o.seed;
+    Ok(())
+}
+
+/// Runs `work` on a pool of `threads` worker threads.
+fn in_pool<T: Send>(
+    threads: usize,
+    work: impl FnOnce() -> anyhow::Result<T> + Send,
+) -> anyhow::Result<T> {
+    if threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("cannot start the worker threads")?;
+    pool.install(work)
+}
+
+fn config(args: &TrainOmniglotArgs) -> anyhow::Result<TrainConfig> {
+    let mut c = TrainConfig::omniglot(method(&args.method, &args.training)?);
+    c.net.input_size = args.side;
+    apply_options(&mut c, &args.training)?;
+    if args.within_alphabet || args.mixed_alphabets {
+        c.within_alphabet = args.within_alphabet;
+    }
+    c.rotations = !args.no_rotations;
     c.checkpoint_every = args.checkpoint_every;
     c.stop_on_collapse = args.stop_on_collapse;
     Ok(c)
 }
 
 fn omniglot(args: TrainOmniglotArgs) -> anyhow::Result<ExitCode> {
-    if args.threads == 0 {
-        bail!("--threads must be at least 1");
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads)
-        .build()
-        .context("cannot start the worker threads")?;
-    pool.install(|| omniglot_in_pool(&args))
+    in_pool(args.training.threads, || omniglot_in_pool(&args))
 }
 
-fn omniglot_in_pool(args: &TrainOmniglotArgs) -> anyhow::Result<ExitCode> {
-    let mut cfg = config(args)?;
-    if let Some(ckpt) = &args.resume {
-        let meta = visage_train::checkpoint::read_meta(ckpt)?;
-        let steps = cfg.steps;
-        cfg = meta.config;
-        cfg.steps = args.steps.unwrap_or(steps.max(meta.step));
-    }
-    let data = load_omniglot(&args.data, cfg.net.input_size)
-        .with_context(|| format!("cannot load Omniglot from {}", args.data.display()))?;
-    let data = if cfg.rotations {
-        data.with_rotated_classes()
-    } else {
-        data
-    };
+/// Trains with a progress bar on a terminal, or a line every 50 steps in a log.
+fn train_with_progress(
+    cfg: &TrainConfig,
+    data: &Dataset,
+    out: &Path,
+    resume: Option<&Path>,
+) -> anyhow::Result<RunSummary> {
     let interactive = std::io::stderr().is_terminal();
     let bar = ProgressBar::new(cfg.steps as u64);
     if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} steps {msg} eta {eta}") {
         bar.set_style(style);
     }
-    let summary = train(&cfg, &data, &args.out, args.resume.as_deref(), &mut |p| {
+    let summary = train(cfg, data, out, resume, &mut |p| {
         bar.set_position(p.step as u64);
-        // A log file gets a line every 50 steps where a terminal gets the bar.
         if !interactive && (p.step % 50 == 0 || p.step == p.total) {
             eprintln!(
                 "step {}/{} loss {:.4} {:.0} img/s",
@@ -119,7 +141,26 @@ fn omniglot_in_pool(args: &TrainOmniglotArgs) -> anyhow::Result<ExitCode> {
         ));
     })?;
     bar.finish_and_clear();
-    if args.json {
+    Ok(summary)
+}
+
+fn omniglot_in_pool(args: &TrainOmniglotArgs) -> anyhow::Result<ExitCode> {
+    let mut cfg = config(args)?;
+    if let Some(ckpt) = &args.resume {
+        let meta = visage_train::checkpoint::read_meta(ckpt)?;
+        let steps = cfg.steps;
+        cfg = meta.config;
+        cfg.steps = args.training.steps.unwrap_or(steps.max(meta.step));
+    }
+    let data = load_omniglot(&args.data, cfg.net.input_size)
+        .with_context(|| format!("cannot load Omniglot from {}", args.data.display()))?;
+    let data = if cfg.rotations {
+        data.with_rotated_classes()
+    } else {
+        data
+    };
+    let summary = train_with_progress(&cfg, &data, &args.out, args.resume.as_deref())?;
+    if args.training.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         println!(

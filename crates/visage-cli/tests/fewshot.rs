@@ -1,0 +1,154 @@
+//! End-to-end tests of `visage train omniglot` and `visage fewshot` on real Omniglot images, with
+//! a network shrunk to 12-pixel inputs so that each run takes seconds.
+
+mod common;
+
+use common::{json, shared, visage};
+
+fn omniglot(set: &str) -> String {
+    shared()
+        .join("data/omniglot")
+        .join(set)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn path(p: &std::path::Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn train_evaluate_and_resume_a_tiny_classifier_embedding() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runs = dir.path().join("runs");
+    let out = visage(&[
+        "fewshot",
+        "build-runs",
+        "--from",
+        &omniglot("images_background_small2"),
+        "--exclude-alphabets-of",
+        &omniglot("images_background_small1"),
+        "--out",
+        path(&runs),
+        "--runs",
+        "2",
+        "--ways",
+        "5",
+        "--across-alphabets",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("across alphabets"));
+
+    let run = dir.path().join("run");
+    let tiny = [
+        "--side",
+        "12",
+        "--blocks",
+        "2",
+        "--channels",
+        "8",
+        "--checkpoint-every",
+        "0",
+        "--json",
+    ];
+    let small1 = omniglot("images_background_small1");
+    let args = |steps: &'static str| {
+        let mut a = vec![
+            "train",
+            "omniglot",
+            "--data",
+            small1.as_str(),
+            "--out",
+            path(&run),
+            "--method",
+            "classify",
+            "--steps",
+            steps,
+        ];
+        a.extend(tiny);
+        a
+    };
+    let summary = json(&visage(&args("4")));
+    assert_eq!(summary["config"]["method"]["kind"], "classify");
+    // 136 characters of small1, each also rotated three ways.
+    assert_eq!(summary["config"]["method"]["classes"], 544);
+    assert_eq!(summary["classes"], 544);
+    assert_eq!(summary["steps_done"], 4);
+    assert!(run.join("optimizer.bpk").is_file());
+
+    let model = run.join("model.safetensors");
+    let eval = json(&visage(&[
+        "fewshot",
+        "eval",
+        "--runs",
+        path(&runs),
+        "--model",
+        path(&model),
+        "--shifts",
+        "1",
+        "--json",
+    ]));
+    assert_eq!(
+        (eval["items"].as_u64(), eval["ways"].as_u64()),
+        (Some(10), Some(5))
+    );
+    let acc = eval["accuracy"].as_f64().expect("accuracy");
+    assert!((0.0..=1.0).contains(&acc), "{eval}");
+    assert_eq!(eval["shifts"], 1);
+
+    let mut resume = args("6");
+    resume.extend(["--resume", path(&model)]);
+    let resumed = json(&visage(&resume));
+    assert_eq!(resumed["steps_done"], 6);
+}
+
+#[test]
+fn bad_training_and_evaluation_input_is_refused_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-such-set");
+    let out = visage(&[
+        "train",
+        "omniglot",
+        "--data",
+        path(&missing),
+        "--out",
+        path(&dir.path().join("run")),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-set"), "{err}");
+
+    let out = visage(&[
+        "fewshot",
+        "eval",
+        "--runs",
+        path(dir.path()),
+        "--model",
+        path(&dir.path().join("m.safetensors")),
+        "--shifts",
+        "9",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--shifts"));
+
+    // Within-alphabet batches of 60 classes: no small1 alphabet has that many with rotations
+    // except Korean (160), so 200 is refused before any training.
+    let out = visage(&[
+        "train",
+        "omniglot",
+        "--data",
+        &omniglot("images_background_small1"),
+        "--out",
+        path(&dir.path().join("run2")),
+        "--within-alphabet",
+        "--classes-per-batch",
+        "200",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("within-alphabet"), "{err}");
+}
