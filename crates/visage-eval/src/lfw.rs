@@ -32,6 +32,17 @@ pub struct Pair {
     pub same: bool,
 }
 
+/// Every image the pairs name, once each, sorted.
+pub fn distinct_images(pairs: &[Pair]) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = pairs
+        .iter()
+        .flat_map(|p| [p.a.clone(), p.b.clone()])
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
 /// The image path LFW uses for a person's `n`-th image (1-based): `Name/Name_000n.jpg`.
 pub fn image_path(images: &Path, name: &str, n: u32) -> PathBuf {
     images.join(name).join(format!("{name}_{n:04}.jpg"))

@@ -10,7 +10,7 @@ use serde_json::json;
 use visage_eval::cache::ImageEncoding;
 use visage_eval::faces::{FaceChoice, PipelineEncoder};
 use visage_eval::identify::open_set;
-use visage_eval::lfw::{parse_pairs, ten_fold, Pair};
+use visage_eval::lfw::{distinct_images, parse_pairs, ten_fold, Pair};
 use visage_eval::plot::write_roc_png;
 use visage_eval::roc::{roc, threshold_for_far};
 use visage_eval::runner::{encode_all, EncodeStats};
@@ -64,14 +64,8 @@ pub(super) fn encode_lfw_pairs(
         FaceChoice::LfwCentreOrBox,
     );
     let mut cache = open_cache(cache)?;
-    let paths: Vec<PathBuf> = pairs
-        .iter()
-        .flat_map(|p| [p.a.clone(), p.b.clone()])
-        .collect();
-    let mut unique = paths.clone();
-    unique.sort();
-    unique.dedup();
-    let bar = progress_bar(unique.len(), "images");
+    let paths = distinct_images(&pairs);
+    let bar = progress_bar(paths.len(), "images");
     let (encodings, stats) = encode_all(&encoder, &paths, cache.as_mut(), &|n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     failures(&stats)?;

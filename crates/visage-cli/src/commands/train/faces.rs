@@ -12,7 +12,7 @@ use serde_json::json;
 use visage_eval::chips::{extract_all, ChipCache, ChipExtractor, ChipStats, GreyChip};
 use visage_eval::faces::{FaceChoice, PipelineEncoder};
 use visage_eval::folds::{FoldOutcome, KFold};
-use visage_eval::lfw::{parse_pairs, ten_fold, Pair};
+use visage_eval::lfw::{distinct_images, parse_pairs, ten_fold, Pair};
 use visage_eval::lfw_split::{held_out_accuracy, split_by_fold, FoldSplit};
 use visage_eval::runner::ImageEncoder;
 use visage_face::FaceModels;
@@ -183,14 +183,8 @@ fn lfw_chips(
         };
         Some(ChipCache::open(&dir, &extractor)?)
     };
-    let paths: Vec<PathBuf> = pairs
-        .iter()
-        .flat_map(|p| [p.a.clone(), p.b.clone()])
-        .collect();
-    let mut unique = paths.clone();
-    unique.sort();
-    unique.dedup();
-    let bar = progress_bar(unique.len(), "chips");
+    let paths = distinct_images(pairs);
+    let bar = progress_bar(paths.len(), "chips");
     let (chips, stats) = extract_all(&extractor, &paths, cache.as_mut(), &|n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     if !stats.failed.is_empty() {
