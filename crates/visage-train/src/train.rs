@@ -95,10 +95,10 @@ pub struct TrainConfig {
     pub collapse_window: usize,
     /// Stop as soon as the embedding has collapsed.
     pub stop_on_collapse: bool,
-    /// Parts each batch is split into, run side by side on the worker threads with one
-    /// gradient, averaged (batch norm sees each part alone). Only the proto and classify
-    /// methods split (their losses are sums over queries or images); results depend on this
-    /// number, not on the threads there are.
+    /// Parts each batch is split into, run side by side on the worker threads; their
+    /// gradients, each weighted by the part's share of the loss terms, are summed (batch norm
+    /// sees each part alone). Only the proto and classify methods split (their losses are means
+    /// over queries or images); results depend on this number, not on the threads there are.
     #[serde(default = "one_shard")]
     pub shards: usize,
     /// Draw all the classes of a batch from one alphabet (with its rotated copies), as the
