@@ -400,20 +400,24 @@ mod tests {
         crate::lfw::image_path(&shared().join("data/lfw/images"), name, n)
     }
 
+    /// An extractor with default decoding and no detection threshold change.
+    fn lfw_extractor(
+        models: &FaceModels,
+        upsample: u32,
+        choice: FaceChoice,
+        side: usize,
+    ) -> Result<ChipExtractor<'_>, EvalError> {
+        let detect = DetectOptions {
+            upsample,
+            adjust_threshold: 0.0,
+        };
+        ChipExtractor::new(models, detect, DecodeOptions::default(), choice, side)
+    }
+
     #[test]
     fn real_lfw_chips_are_small_grey_faces_and_come_back_from_the_cache() {
         let models = FaceModels::load(&shared().join("models")).expect("models in ../shared");
-        let extractor = ChipExtractor::new(
-            &models,
-            DetectOptions {
-                upsample: 1,
-                adjust_threshold: 0.0,
-            },
-            DecodeOptions::default(),
-            FaceChoice::LfwCentreOrBox,
-            32,
-        )
-        .unwrap();
+        let extractor = lfw_extractor(&models, 1, FaceChoice::LfwCentreOrBox, 32).unwrap();
         let images = [lfw("Aaron_Peirsol", 1), lfw("Aaron_Peirsol", 3)];
         let dir = tempfile::tempdir().unwrap();
         let mut cache = ChipCache::open(dir.path(), &extractor).unwrap();
@@ -444,17 +448,7 @@ mod tests {
     #[test]
     fn a_corrupt_image_is_reported_by_name_and_not_cached() {
         let models = FaceModels::load(&shared().join("models")).expect("models in ../shared");
-        let extractor = ChipExtractor::new(
-            &models,
-            DetectOptions {
-                upsample: 0,
-                adjust_threshold: 0.0,
-            },
-            DecodeOptions::default(),
-            FaceChoice::LfwCentreOrBox,
-            24,
-        )
-        .unwrap();
+        let extractor = lfw_extractor(&models, 0, FaceChoice::LfwCentreOrBox, 24).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("broken.jpg");
         std::fs::write(&bad, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
@@ -474,17 +468,7 @@ mod tests {
             stats.failed[0].1
         );
         assert!(cache.is_empty());
-        assert!(ChipExtractor::new(
-            &models,
-            DetectOptions {
-                upsample: 0,
-                adjust_threshold: 0.0
-            },
-            DecodeOptions::default(),
-            FaceChoice::LfwCentreOrBox,
-            0
-        )
-        .is_err());
+        assert!(lfw_extractor(&models, 0, FaceChoice::LfwCentreOrBox, 0).is_err());
     }
 
     #[test]
@@ -497,17 +481,7 @@ mod tests {
         let image = dir.path().join("a.jpg");
         std::fs::write(&image, b"x").unwrap();
         let models = FaceModels::load(&shared().join("models")).expect("models in ../shared");
-        let extractor = ChipExtractor::new(
-            &models,
-            DetectOptions {
-                upsample: 0,
-                adjust_threshold: 0.0,
-            },
-            DecodeOptions::default(),
-            FaceChoice::Centre,
-            2,
-        )
-        .unwrap();
+        let extractor = lfw_extractor(&models, 0, FaceChoice::Centre, 2).unwrap();
         let mut cache = ChipCache::open(dir.path(), &extractor).unwrap();
         cache
             .put_many(&[(image.clone(), Some(chip.clone()))])
