@@ -901,8 +901,15 @@ pub struct TrainOmniglotArgs {
     /// Do not add rotated characters (90/180/270°) as new classes.
     #[arg(long)]
     pub no_rotations: bool,
-    /// Draw each batch's classes from one alphabet (with its rotations), like the one-shot runs
-    /// (the default for proto).
+    /// Also add every character (and its rotations) mirrored left-right as new classes (the
+    /// default for proto).
+    #[arg(long, conflicts_with = "no_mirrors")]
+    pub mirrors: bool,
+    /// Do not add mirrored characters.
+    #[arg(long)]
+    pub no_mirrors: bool,
+    /// Draw each batch's classes from one alphabet (with its rotated and mirrored copies), like
+    /// the one-shot runs (the default for proto).
     #[arg(long, conflicts_with = "mixed_alphabets")]
     pub within_alphabet: bool,
     /// Draw each batch's classes from all the alphabets together (the default of the other methods).
@@ -1017,6 +1024,10 @@ pub struct FewshotEvalArgs {
     /// way, (2N+1)² copies (test-time augmentation; 0 = off).
     #[arg(long, default_value_t = 0, value_name = "PIXELS")]
     pub shifts: usize,
+    /// Compare every pair under this many symmetries of the square, scores summed: 1 (as
+    /// drawn), 4 (quarter turns) or 8 (and mirrors); both images are turned together.
+    #[arg(long, default_value_t = 1, value_name = "1|4|8")]
+    pub symmetries: usize,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

@@ -90,6 +90,8 @@ fn train_evaluate_and_resume_a_tiny_classifier_embedding() {
         path(&model),
         "--shifts",
         "1",
+        "--symmetries",
+        "4",
         "--json",
     ]));
     assert_eq!(
@@ -98,12 +100,26 @@ fn train_evaluate_and_resume_a_tiny_classifier_embedding() {
     );
     let acc = eval["accuracy"].as_f64().expect("accuracy");
     assert!((0.0..=1.0).contains(&acc), "{eval}");
-    assert_eq!(eval["shifts"], 1);
+    assert_eq!(
+        (&eval["shifts"], &eval["symmetries"]),
+        (&1.into(), &4.into())
+    );
 
     let mut resume = args("6");
     resume.extend(["--resume", path(&model)]);
     let resumed = json(&visage(&resume));
     assert_eq!(resumed["steps_done"], 6);
+
+    // Mirrored characters (and mirrored rotations) double the classes.
+    let mirrored_run = dir.path().join("mirrored");
+    let mut mirrored = args("1");
+    mirrored[5] = path(&mirrored_run);
+    mirrored.push("--mirrors");
+    let summary = json(&visage(&mirrored));
+    assert_eq!(
+        (&summary["classes"], &summary["config"]["mirrors"]),
+        (&1088.into(), &true.into())
+    );
 }
 
 #[test]
@@ -122,18 +138,29 @@ fn bad_training_and_evaluation_input_is_refused_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no-such-set"), "{err}");
 
-    let out = visage(&[
-        "fewshot",
-        "eval",
-        "--runs",
-        path(dir.path()),
-        "--model",
-        path(&dir.path().join("m.safetensors")),
-        "--shifts",
-        "9",
-    ]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--shifts"));
+    // Out-of-range test-time augmentation is refused, naming the setting.
+    let model = dir.path().join("m.safetensors");
+    for (flag, value, says) in [
+        ("--shifts", "9", "at most 4"),
+        ("--symmetries", "3", "1, 4 (quarter turns) or 8"),
+    ] {
+        let out = visage(&[
+            "fewshot",
+            "eval",
+            "--runs",
+            path(dir.path()),
+            "--model",
+            path(&model),
+            flag,
+            value,
+        ]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{flag} {value}")) && err.contains(says),
+            "{err}"
+        );
+    }
 
     // Within-alphabet batches of 60 classes: no small1 alphabet has that many with rotations
     // except Korean (160), so 200 is refused before any training.

@@ -10,7 +10,8 @@ use crate::TrainError;
 /// One class: its images, each `side x side` values in `[0, 1]`, row-major.
 #[derive(Debug, Clone)]
 pub struct Class {
-    /// A readable name, `alphabet/character` (with `@90` etc. for rotated copies).
+    /// A readable name, `alphabet/character` (with `@90`, `@mirror` etc. for
+    /// rotated and mirrored copies).
     pub name: String,
     /// The images.
     pub images: Vec<Vec<f32>>,
@@ -33,23 +34,56 @@ impl Dataset {
 
     /// Adds every class rotated by 90, 180 and 270 degrees as a new class (a rotated character
     /// is a different character, so rotations multiply the classes by four).
-    pub fn with_rotated_classes(mut self) -> Self {
+    pub fn with_rotated_classes(self) -> Self {
+        self.with_transformed_classes(&[1, 2, 3], |quarter| format!("@{}", quarter * 90))
+    }
+
+    /// Adds every class mirrored left-right as a new class (a mirrored character is another
+    /// character); after [`Dataset::with_rotated_classes`] the rotated copies are mirrored
+    /// too, giving all eight symmetries of the square.
+    pub fn with_mirrored_classes(self) -> Self {
+        self.with_transformed_classes(&[4], |_| "@mirror".to_string())
+    }
+
+    /// Adds, for each [`symmetry`] in `symmetries`, a copy of every class so transformed, its
+    /// name suffixed by `suffix(symmetry)`.
+    fn with_transformed_classes(
+        mut self,
+        symmetries: &[usize],
+        suffix: fn(usize) -> String,
+    ) -> Self {
         let side = self.side;
         let originals = self.classes.clone();
-        for quarter in 1..4 {
+        for &k in symmetries {
             for class in &originals {
                 self.classes.push(Class {
-                    name: format!("{}@{}", class.name, quarter * 90),
+                    name: format!("{}{}", class.name, suffix(k)),
                     images: class
                         .images
                         .iter()
-                        .map(|img| rotate_quarters(img, side, quarter))
+                        .map(|img| symmetry(img, side, k))
                         .collect(),
                 });
             }
         }
         self
     }
+}
+
+/// The eight symmetries of the square applied to `image` (`side x side`, row-major):
+/// `k % 4` quarter turns counter-clockwise, then for `k >= 4` a left-right mirror.
+pub fn symmetry(image: &[f32], side: usize, k: usize) -> Vec<f32> {
+    let turned = rotate_quarters(image, side, k % 4);
+    if k < 4 {
+        return turned;
+    }
+    let mut out = vec![0.0; side * side];
+    for (row_out, row_in) in out.chunks_mut(side).zip(turned.chunks(side)) {
+        for (o, i) in row_out.iter_mut().zip(row_in.iter().rev()) {
+            *o = *i;
+        }
+    }
+    out
 }
 
 /// `image` (`side x side`, row-major) rotated counter-clockwise by `quarters` x 90 degrees.
@@ -181,5 +215,42 @@ mod tests {
         let back = (0..3).fold(once, |a, _| rotate_quarters(&a, 3, 1));
         assert_eq!(back, img);
         assert_eq!(rotate_quarters(&img, 3, 2)[0], 8.0);
+    }
+
+    #[test]
+    fn the_eight_symmetries_are_distinct_and_a_mirror_undoes_itself() {
+        let img: Vec<f32> = (0..9).map(|v| v as f32).collect();
+        let all: Vec<Vec<f32>> = (0..8).map(|k| symmetry(&img, 3, k)).collect();
+        for a in 0..8 {
+            for b in a + 1..8 {
+                assert_ne!(all[a], all[b], "symmetries {a} and {b}");
+            }
+        }
+        assert_eq!(
+            symmetry(&img, 3, 4),
+            vec![2.0, 1.0, 0.0, 5.0, 4.0, 3.0, 8.0, 7.0, 6.0]
+        );
+        assert_eq!(symmetry(&symmetry(&img, 3, 4), 3, 4), img);
+    }
+
+    #[test]
+    fn rotations_then_mirrors_give_eight_named_classes_per_character() {
+        let data = Dataset {
+            side: 2,
+            classes: vec![Class {
+                name: "Latin/a".into(),
+                images: vec![vec![1.0, 0.0, 0.0, 0.0]],
+            }],
+        }
+        .with_rotated_classes()
+        .with_mirrored_classes();
+        assert_eq!(data.classes.len(), 8);
+        assert_eq!(data.classes[7].name, "Latin/a@270@mirror");
+        for k in 0..8 {
+            assert_eq!(
+                data.classes[k].images[0],
+                symmetry(&[1.0, 0.0, 0.0, 0.0], 2, k)
+            );
+        }
     }
 }

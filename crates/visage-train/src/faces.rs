@@ -30,12 +30,14 @@ pub const FACE_TRIPLET: Method = Method::Triplet {
 
 /// The defaults for `method` on `side x side` face chips: Conv-4 with 64 channels, P×K batches
 /// of 48 people × 2 chips (most LFW people have only two or three images), [`FACE_AUGMENT`],
-/// no rotated classes, [`FACE_STEPS`] steps.
+/// no rotated or mirrored copies as new classes (a mirrored face is the same person: mirrors
+/// are one of the distortions instead), [`FACE_STEPS`] steps.
 pub fn face_config(method: Method, side: usize) -> TrainConfig {
     let mut c = TrainConfig::omniglot(method);
     c.net.input_size = side;
     c.steps = FACE_STEPS;
     c.rotations = false;
+    c.mirrors = false;
     c.augment = FACE_AUGMENT;
     c.within_alphabet = false;
     match method {
@@ -86,7 +88,8 @@ mod tests {
         assert_eq!(data.classes.len(), 1);
         assert_eq!(data.classes[0].name, "Ada");
         let c = face_config(FACE_TRIPLET, 32);
-        assert!(c.augment.flip && !c.rotations && c.normalizes());
+        assert!(c.augment.flip && !c.rotations && !c.mirrors && c.normalizes());
+        assert!(!face_config(Method::Proto { shots: 1 }, 32).mirrors);
         assert_eq!(c.net.input_size, 32);
         assert_eq!(squared_distance(&[1.0, 0.0], &[0.0, 1.0]), 2.0);
     }

@@ -2,14 +2,15 @@
 //! holds `training/classMM.png` (one image per class), `test/itemKK.png`, and
 //! `class_labels.txt` whose lines are `runNN/test/itemKK.png runNN/training/classMM.png`
 //! (paths relative to `DIR`). Each test item is given the class whose training image it is most
-//! similar to.
+//! similar to, optionally under test-time augmentation ([`TestTimeAugmentation`]).
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
+use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::data::{character_dirs, character_images, load_image};
+use crate::data::{character_dirs, character_images, load_image, symmetry};
 use crate::model::SimilarityModel;
 use crate::rng::Rng;
 use crate::train::{embed, TrainConfig};
@@ -102,6 +103,53 @@ pub struct FewShotResult {
     pub per_run: Vec<f64>,
     /// How items were compared: `distance` (nearest embedding) or `pair-head`.
     pub scorer: String,
+    /// The test-time augmentation used.
+    pub augmentation: TestTimeAugmentation,
+}
+
+/// Test-time augmentation, applied alike to the training images and the test items: the
+/// one-shot image then stands for a small neighbourhood of the drawing rather than one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TestTimeAugmentation {
+    /// Largest shift each way, pixels: every image is embedded as the mean embedding of its
+    /// `(2 shifts + 1)²` copies moved by every offset in `-shifts..=shifts` on both axes
+    /// (scaled back to unit length when the model compares unit vectors). At most
+    /// [`TestTimeAugmentation::MAX_SHIFTS`].
+    pub shifts: usize,
+    /// Symmetries of the square the pair is compared under, scores summed: 1 (as drawn), 4
+    /// (the quarter turns too) or 8 (and their mirrors). Both images of a pair are turned
+    /// together, so a pair still compares a drawing with a drawing; each view sees the
+    /// characters the way training saw its rotated and mirrored classes.
+    pub symmetries: usize,
+}
+
+impl TestTimeAugmentation {
+    /// None: each image once, as drawn.
+    pub const NONE: Self = Self {
+        shifts: 0,
+        symmetries: 1,
+    };
+
+    /// The largest shift accepted, pixels.
+    pub const MAX_SHIFTS: usize = 4;
+
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        if self.shifts > Self::MAX_SHIFTS {
+            return Err(TrainError::Config(format!(
+                "shifts of {} pixels: at most {} ((2N+1)² copies of every image)",
+                self.shifts,
+                Self::MAX_SHIFTS
+            )));
+        }
+        if ![1, 4, 8].contains(&self.symmetries) {
+            return Err(TrainError::Config(format!(
+                "{} symmetries: 1, 4 (quarter turns) or 8 (with mirrors)",
+                self.symmetries
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// `image` (`side x side`, row-major) moved by `dx`, `dy` pixels, background 0 where it came
@@ -158,8 +206,8 @@ fn embed_images(
         .collect())
 }
 
-/// Scores `[tests, classes]`: larger = more similar.
-fn scores(
+/// Scores `[tests, classes]` of one view: larger = more similar.
+fn view_scores(
     model: &SimilarityModel,
     config: &TrainConfig,
     training: &[Vec<f32>],
@@ -204,43 +252,79 @@ fn scores(
     }
 }
 
-/// N-way one-shot accuracy of `model` over `runs`; with `shifts` > 0, every image is embedded
-/// as the mean over its copies shifted by up to `shifts` pixels each way (test-time
-/// augmentation: the one-shot prototype then stands for a small neighbourhood of the drawing).
+/// Scores `[tests, classes]` summed over the symmetries of `augmentation`: larger = more
+/// similar.
+fn scores(
+    model: &SimilarityModel,
+    config: &TrainConfig,
+    training: &[Vec<f32>],
+    tests: &[Vec<f32>],
+    augmentation: TestTimeAugmentation,
+) -> Result<Vec<Vec<f32>>, TrainError> {
+    let side = config.net.input_size;
+    let mut total: Vec<Vec<f32>> = vec![vec![0.0; training.len()]; tests.len()];
+    for k in 0..augmentation.symmetries {
+        let turn = |images: &[Vec<f32>]| -> Vec<Vec<f32>> {
+            images.iter().map(|img| symmetry(img, side, k)).collect()
+        };
+        let view = view_scores(
+            model,
+            config,
+            &turn(training),
+            &turn(tests),
+            augmentation.shifts,
+        )?;
+        for (row, view_row) in total.iter_mut().zip(view) {
+            for (t, v) in row.iter_mut().zip(view_row) {
+                *t += v;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// N-way one-shot accuracy of `model` over `runs`, every pair compared under `augmentation`.
 pub fn evaluate(
     model: &SimilarityModel,
     config: &TrainConfig,
     runs: &[Run],
-    shifts: usize,
+    augmentation: TestTimeAugmentation,
 ) -> Result<FewShotResult, TrainError> {
+    augmentation.validate()?;
     let side = config.net.input_size;
     let load = |paths: &mut dyn Iterator<Item = &PathBuf>| {
         paths
             .map(|p| load_image(p, side))
             .collect::<Result<Vec<_>, _>>()
     };
-    let mut per_run = Vec::new();
-    let (mut items, mut correct) = (0, 0);
-    for run in runs {
-        let training = load(&mut run.training.iter())?;
-        let tests = load(&mut run.tests.iter().map(|t| &t.0))?;
-        let s = scores(model, config, &training, &tests, shifts)?;
-        let ok = s
-            .iter()
-            .zip(&run.tests)
-            .filter(|(row, (_, truth))| {
-                let best = row
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map(|(k, _)| k);
-                best == Some(*truth)
-            })
-            .count();
-        per_run.push(ok as f64 / run.tests.len().max(1) as f64);
-        items += run.tests.len();
-        correct += ok;
-    }
+    // Runs are independent: score them side by side on the worker threads (the same result
+    // whatever their number).
+    let correct_per_run: Vec<usize> = runs
+        .par_iter()
+        .map(|run| {
+            let training = load(&mut run.training.iter())?;
+            let tests = load(&mut run.tests.iter().map(|t| &t.0))?;
+            let s = scores(model, config, &training, &tests, augmentation)?;
+            Ok(s.iter()
+                .zip(&run.tests)
+                .filter(|(row, (_, truth))| {
+                    let best = row
+                        .iter()
+                        .enumerate()
+                        .max_by(|a, b| a.1.total_cmp(b.1))
+                        .map(|(k, _)| k);
+                    best == Some(*truth)
+                })
+                .count())
+        })
+        .collect::<Result<_, TrainError>>()?;
+    let per_run = runs
+        .iter()
+        .zip(&correct_per_run)
+        .map(|(run, &ok)| ok as f64 / run.tests.len().max(1) as f64)
+        .collect();
+    let items = runs.iter().map(|r| r.tests.len()).sum();
+    let correct = correct_per_run.iter().sum();
     Ok(FewShotResult {
         runs: runs.len(),
         ways: runs.iter().map(|r| r.training.len()).max().unwrap_or(0),
@@ -253,6 +337,7 @@ pub fn evaluate(
         } else {
             "distance".into()
         },
+        augmentation,
     })
 }
 

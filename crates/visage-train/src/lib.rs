@@ -9,10 +9,12 @@
 //! * a cosine classifier over all training classes ([`model::CosineClassifier`]) whose
 //!   embedding is then compared like the others;
 //! * batches split into parts trained side by side on the worker threads ([`train`]);
-//! * Omniglot loading with rotations as new classes ([`data`]) and small affine distortions
-//!   ([`augment`]); checkpoints with resume ([`checkpoint`]), learning curves ([`plot`]);
+//! * Omniglot loading with rotated and mirrored characters as new classes ([`data`]) and small
+//!   affine distortions ([`augment`]); checkpoints with resume ([`checkpoint`]), learning
+//!   curves ([`plot`]);
 //! * face chips as classes of people, with flips ([`faces`]);
-//! * N-way one-shot evaluation in the standard Omniglot run layout ([`fewshot`]).
+//! * N-way one-shot evaluation in the standard Omniglot run layout, with test-time shifts and
+//!   symmetries ([`fewshot`]).
 //!
 //! To inspect a trained network's units, load it with [`checkpoint::InspectableNet::load`]:
 //! it gives each conv layer's activations and every layer's kernel, stride and padding.

@@ -85,6 +85,9 @@ pub struct TrainConfig {
     pub images_per_class: usize,
     /// Add each class rotated by 90/180/270° as new classes.
     pub rotations: bool,
+    /// Add each class (and each rotated copy) mirrored left-right as new classes.
+    #[serde(default)]
+    pub mirrors: bool,
     /// Random distortions of every training image.
     pub augment: Augment,
     /// Seed of the weights' initialisation, batch sampling and augmentation.
@@ -101,9 +104,9 @@ pub struct TrainConfig {
     /// over queries or images); results depend on this number, not on the threads there are.
     #[serde(default = "one_shard")]
     pub shards: usize,
-    /// Draw all the classes of a batch from one alphabet (with its rotated copies), as the
-    /// one-shot runs do: the network then learns to tell apart characters that share strokes
-    /// and style, not only characters of different scripts.
+    /// Draw all the classes of a batch from one alphabet (with its rotated and mirrored
+    /// copies), as the one-shot runs do: the network then learns to tell apart characters
+    /// that share strokes and style, not only characters of different scripts.
     #[serde(default)]
     pub within_alphabet: bool,
 }
@@ -129,6 +132,7 @@ impl TrainConfig {
             classes_per_batch: classes,
             images_per_class: images,
             rotations: true,
+            mirrors: matches!(method, Method::Proto { .. }),
             augment: Augment::OMNIGLOT,
             seed: 1,
             checkpoint_every: 250,

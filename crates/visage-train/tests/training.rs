@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use visage_train::augment::Augment;
 use visage_train::checkpoint::{self, InspectableNet};
 use visage_train::data::{load_omniglot, Class, Dataset};
-use visage_train::fewshot::{build_runs, evaluate, read_runs, RunSpec};
+use visage_train::fewshot::{build_runs, evaluate, read_runs, RunSpec, TestTimeAugmentation};
 use visage_train::mining::Miner;
 use visage_train::model::{NetConfig, PairFeatures};
 use visage_train::train::{embed, train, Method, TrainConfig};
@@ -246,8 +246,32 @@ fn fewshot_eval_reads_a_tiny_run_layout_and_beats_chance() {
     let cfg = tiny_config(Method::Proto { shots: 1 }, 60);
     let s = train(&cfg, &data, model_dir.path(), None, &mut |_| {}).unwrap();
     let (model, meta) = checkpoint::load(&s.checkpoint, &checkpoint::plain_device()).unwrap();
-    let result = evaluate(&model, &meta.config, &runs, 0).unwrap();
+    let result = evaluate(&model, &meta.config, &runs, TestTimeAugmentation::NONE).unwrap();
     assert_eq!((result.items, result.ways), (20, 5));
     // Chance is 20%.
     assert!(result.accuracy >= 0.4, "{result:?}");
+
+    // Under all eight symmetries with shifts the items are the same, and still well above chance.
+    let views = TestTimeAugmentation {
+        shifts: 1,
+        symmetries: 8,
+    };
+    let viewed = evaluate(&model, &meta.config, &runs, views).unwrap();
+    assert_eq!((viewed.items, viewed.augmentation), (20, views));
+    assert!(viewed.accuracy >= 0.4, "{viewed:?}");
+    for bad in [
+        TestTimeAugmentation {
+            shifts: 0,
+            symmetries: 3,
+        },
+        TestTimeAugmentation {
+            shifts: 5,
+            symmetries: 1,
+        },
+    ] {
+        assert!(
+            evaluate(&model, &meta.config, &runs, bad).is_err(),
+            "{bad:?}"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use serde_json::json;
 use visage_train::checkpoint;
 use visage_train::data::alphabets;
-use visage_train::fewshot::{build_runs, evaluate, read_runs, RunSpec};
+use visage_train::fewshot::{build_runs, evaluate, read_runs, RunSpec, TestTimeAugmentation};
 
 use crate::args::{FewshotArgs, FewshotBuildRunsArgs, FewshotCommand, FewshotEvalArgs};
 
@@ -18,13 +18,17 @@ pub fn run(args: FewshotArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
-    if args.shifts > 4 {
-        bail!("--shifts is at most 4 pixels ((2N+1)² copies of every image)");
-    }
+    let augmentation = TestTimeAugmentation {
+        shifts: args.shifts,
+        symmetries: args.symmetries,
+    };
+    augmentation
+        .validate()
+        .with_context(|| format!("--shifts {} --symmetries {}", args.shifts, args.symmetries))?;
     let runs = read_runs(&args.runs)?;
     let (model, meta) = checkpoint::load(&args.model, &burn_device())
         .with_context(|| format!("cannot load the model {}", args.model.display()))?;
-    let result = evaluate(&model, &meta.config, &runs, args.shifts)?;
+    let result = evaluate(&model, &meta.config, &runs, augmentation)?;
     if args.json {
         println!(
             "{}",
@@ -34,6 +38,7 @@ fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
                 "per_run": result.per_run, "scorer": result.scorer,
                 "method": meta.config.method.name(), "train_steps": meta.step,
                 "train_seconds": meta.train_seconds, "shifts": args.shifts,
+                "symmetries": args.symmetries,
             })
         );
     } else {

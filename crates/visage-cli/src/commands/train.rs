@@ -106,6 +106,9 @@ fn config(args: &TrainOmniglotArgs) -> anyhow::Result<TrainConfig> {
         c.within_alphabet = args.within_alphabet;
     }
     c.rotations = !args.no_rotations;
+    if args.mirrors || args.no_mirrors {
+        c.mirrors = args.mirrors;
+    }
     c.checkpoint_every = args.checkpoint_every;
     c.stop_on_collapse = args.stop_on_collapse;
     Ok(c)
@@ -156,6 +159,11 @@ fn omniglot_in_pool(args: &TrainOmniglotArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot load Omniglot from {}", args.data.display()))?;
     let data = if cfg.rotations {
         data.with_rotated_classes()
+    } else {
+        data
+    };
+    let data = if cfg.mirrors {
+        data.with_mirrored_classes()
     } else {
         data
     };
