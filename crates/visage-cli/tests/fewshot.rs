@@ -162,8 +162,9 @@ fn bad_training_and_evaluation_input_is_refused_clearly() {
         );
     }
 
-    // Within-alphabet batches of 60 classes: no small1 alphabet has that many with rotations
-    // except Korean (160), so 200 is refused before any training.
+    // Within-alphabet batches of 400 classes: no small1 alphabet has that many with its rotated
+    // and mirrored copies (Korean, the largest, has 320), so they are refused before any
+    // training (one step, so that a missed refusal fails fast rather than trains).
     let out = visage(&[
         "train",
         "omniglot",
@@ -173,7 +174,9 @@ fn bad_training_and_evaluation_input_is_refused_clearly() {
         path(&dir.path().join("run2")),
         "--within-alphabet",
         "--classes-per-batch",
-        "200",
+        "400",
+        "--steps",
+        "1",
     ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
