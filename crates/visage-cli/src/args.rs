@@ -869,9 +869,15 @@ pub struct TrainingOptions {
     /// Channels per block.
     #[arg(long, default_value_t = 64)]
     pub channels: usize,
-    /// Do not distort training images (small random affine maps, and flips for faces).
+    /// Channels of the last block, the embedding's depth (default: --channels).
     #[arg(long)]
+    pub last_channels: Option<usize>,
+    /// Do not distort training images (small random affine maps, and flips for faces).
+    #[arg(long, conflicts_with = "distortion")]
     pub no_augment: bool,
+    /// Scale every range of the random distortions by this factor (1: the defaults).
+    #[arg(long, value_name = "FACTOR")]
+    pub distortion: Option<f64>,
     /// Seed of initialisation, sampling and augmentation.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -915,6 +921,15 @@ pub struct TrainOmniglotArgs {
     /// Draw each batch's classes from all the alphabets together (the default of the other methods).
     #[arg(long)]
     pub mixed_alphabets: bool,
+    /// How each drawing is placed in the frame before it is shrunk: `centred` (the ink's
+    /// centroid moved to the centre and the drawing scaled to a fixed radius of gyration; the
+    /// default for proto) or `as-drawn` (the default of the other methods). Evaluation frames
+    /// images as the model was trained.
+    #[arg(long, value_parser = ["centred", "as-drawn"])]
+    pub framing: Option<String>,
+    /// With centred framing: the ink's radius of gyration, as a fraction of the side (default 0.31).
+    #[arg(long, value_name = "FRACTION")]
+    pub ink_radius: Option<f64>,
     /// Continue from this checkpoint (its settings apply; --steps sets the new total).
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,

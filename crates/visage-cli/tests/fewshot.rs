@@ -104,6 +104,8 @@ fn train_evaluate_and_resume_a_tiny_classifier_embedding() {
         (&eval["shifts"], &eval["symmetries"]),
         (&1.into(), &4.into())
     );
+    // Images are framed as the model was trained (the classifier: as drawn).
+    assert_eq!(eval["framing"]["kind"], "as-drawn");
 
     let mut resume = args("6");
     resume.extend(["--resume", path(&model)]);
@@ -115,11 +117,18 @@ fn train_evaluate_and_resume_a_tiny_classifier_embedding() {
     let mut mirrored = args("1");
     mirrored[5] = path(&mirrored_run);
     mirrored.push("--mirrors");
+    // ... and the framing asked for is the one recorded (the classifier's default is as drawn).
+    mirrored.extend(["--framing", "centred", "--ink-radius", "0.25"]);
     let summary = json(&visage(&mirrored));
     assert_eq!(
         (&summary["classes"], &summary["config"]["mirrors"]),
         (&1088.into(), &true.into())
     );
+    assert_eq!(
+        summary["config"]["framing"],
+        serde_json::json!({"kind": "centred", "radius": 0.25})
+    );
+    assert_eq!(resumed["config"]["framing"]["kind"], "as-drawn");
 }
 
 #[test]
@@ -160,6 +169,32 @@ fn bad_training_and_evaluation_input_is_refused_clearly() {
             err.contains(&format!("{flag} {value}")) && err.contains(says),
             "{err}"
         );
+    }
+
+    // A radius of gyration beyond half the side, a radius for drawings left as drawn, or a
+    // distortion factor that is not a number.
+    let run3 = dir.path().join("run3");
+    for (extra, says) in [
+        (&["--ink-radius", "0.9"][..], "ink radius of 0.9"),
+        (
+            &["--framing", "as-drawn", "--ink-radius", "0.2"][..],
+            "--ink-radius needs --framing centred",
+        ),
+        (&["--distortion", "nan"][..], "--distortion must be"),
+    ] {
+        let mut args = vec![
+            "train",
+            "omniglot",
+            "--data",
+            path(&missing),
+            "--out",
+            path(&run3),
+        ];
+        args.extend(extra);
+        let out = visage(&args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
     }
 
     // Within-alphabet batches of 400 classes: no small1 alphabet has that many with its rotated

@@ -11,7 +11,7 @@ use visage_nn::networks::StepGeometry;
 use visage_nn::{FaceResnet, Layout};
 use visage_style::vgg19::{self, Vgg19, VggStep};
 use visage_train::checkpoint::InspectableNet;
-use visage_train::data::{ink, shrink};
+use visage_train::data::{frame_and_shrink, ink, Framing};
 
 use crate::field::{AxisField, ReceptiveField};
 use crate::input::{FeatureMap, Input};
@@ -382,12 +382,22 @@ impl CheckpointInspector {
     pub fn input_size(&self) -> usize {
         self.net.input_size()
     }
+
+    /// How the network's training framed each drawing (inputs must be framed alike).
+    pub fn framing(&self) -> Framing {
+        self.net.meta.config.framing
+    }
 }
 
-/// A photograph as a `visage train` network sees it: grey, shrunk to `side x side` pixels (kept
-/// as RGB so that patches can be cut from it).
-pub fn grey_square(img: &RgbImage, side: usize) -> Input {
-    let grey = shrink(image::DynamicImage::ImageRgb8(img.clone()).to_luma8(), side);
+/// A photograph as a `visage train` network sees it: grey, framed by `framing` (as the
+/// checkpoint was trained, [`CheckpointInspector::framing`]) and shrunk to `side x side` pixels
+/// (kept as RGB so that patches can be cut from it).
+pub fn grey_square(img: &RgbImage, side: usize, framing: Framing) -> Input {
+    let grey = frame_and_shrink(
+        image::DynamicImage::ImageRgb8(img.clone()).to_luma8(),
+        side,
+        framing,
+    );
     Input::Image(image::DynamicImage::ImageLuma8(grey).to_rgb8())
 }
 

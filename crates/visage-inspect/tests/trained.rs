@@ -7,7 +7,7 @@ use visage_image::{decode_file, DecodeOptions};
 use visage_inspect::{grey_square, CheckpointInspector, Network, Vgg19Inspector};
 use visage_train::augment::Augment;
 use visage_train::checkpoint::InspectableNet;
-use visage_train::data::{character_images, load_image, load_omniglot};
+use visage_train::data::{character_images, load_image, load_omniglot, Framing};
 use visage_train::model::NetConfig;
 use visage_train::train::{train, Method, TrainConfig};
 
@@ -21,13 +21,14 @@ fn shared() -> PathBuf {
 #[test]
 fn a_checkpoint_is_inspected_as_it_was_trained() {
     let set = shared().join("data/omniglot/images_background_small1");
-    let mut data = load_omniglot(&set, 12).expect("omniglot loads");
+    let mut data = load_omniglot(&set, 12, Framing::OMNIGLOT).expect("omniglot loads");
     data.classes.truncate(8);
     let mut cfg = TrainConfig::omniglot(Method::Proto { shots: 1 });
     cfg.net = NetConfig {
         input_size: 12,
         blocks: 2,
         channels: 8,
+        last_channels: None,
     };
     cfg.steps = 2;
     cfg.classes_per_batch = 4;
@@ -46,14 +47,18 @@ fn a_checkpoint_is_inspected_as_it_was_trained() {
     // A photograph's path through the adapter (decode, grey, shrink, ink) gives the network
     // the same input as training's loader.
     let file = character_images(&set.join(&data.classes[0].name)).expect("images")[0].clone();
+    // Proto's defaults frame each drawing (centred, fixed radius): both paths must too.
+    assert_eq!(inspector.framing(), cfg.framing);
+    assert_ne!(cfg.framing, Framing::AsDrawn);
     let input = grey_square(
         &decode_file(&file, &DecodeOptions::default()).expect("decodes"),
         inspector.input_size(),
+        inspector.framing(),
     );
     let maps = inspector.activations(&input, &[0, 1]).expect("runs");
     let direct = InspectableNet::load(&summary.checkpoint)
         .expect("loads")
-        .activations(&[load_image(&file, 12).expect("loads")])
+        .activations(&[load_image(&file, 12, cfg.framing).expect("loads")])
         .expect("runs");
     for (map, reference) in maps.iter().zip(&direct) {
         assert_eq!(

@@ -39,6 +39,17 @@ impl Augment {
         flip: false,
     };
 
+    /// Every range (rotation, scale, shear, translation) multiplied by `factor`; flips kept.
+    pub fn scaled(&self, factor: f64) -> Self {
+        Self {
+            rotate_deg: self.rotate_deg * factor,
+            scale: self.scale * factor,
+            shear: self.shear * factor,
+            translate: self.translate * factor,
+            flip: self.flip,
+        }
+    }
+
     /// Whether this leaves images unchanged.
     pub fn is_identity(&self) -> bool {
         *self == Self::NONE
@@ -76,7 +87,9 @@ impl Augment {
     }
 }
 
-fn bilinear(image: &[f32], side: usize, x: f64, y: f64) -> f32 {
+/// `image` (`side x side`, row-major) sampled at (`x`, `y`) pixels by bilinear interpolation,
+/// 0 outside.
+pub(crate) fn bilinear(image: &[f32], side: usize, x: f64, y: f64) -> f32 {
     let (x0, y0) = (x.floor(), y.floor());
     let (fx, fy) = ((x - x0) as f32, (y - y0) as f32);
     let at = |xi: f64, yi: f64| -> f32 {
@@ -110,6 +123,16 @@ mod tests {
         assert_ne!(out, img);
         let (a, b): (f32, f32) = (img.iter().sum(), out.iter().sum());
         assert!((b / a - 1.0).abs() < 0.3, "ink {a} -> {b}");
+    }
+
+    #[test]
+    fn a_scaled_distortion_scales_every_range_and_zero_is_none() {
+        let half = Augment::OMNIGLOT.scaled(0.5);
+        assert_eq!(
+            (half.rotate_deg, half.scale, half.shear, half.translate),
+            (5.0, 0.05, 0.05, 0.035)
+        );
+        assert!(Augment::OMNIGLOT.scaled(0.0).is_identity());
     }
 
     #[test]

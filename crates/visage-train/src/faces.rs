@@ -3,7 +3,7 @@
 //! affine distortions, no rotations as new classes (a face upside down is the same person).
 
 use crate::augment::Augment;
-use crate::data::{Class, Dataset};
+use crate::data::{Class, Dataset, Framing};
 use crate::mining::Miner;
 use crate::train::{Method, TrainConfig};
 
@@ -40,6 +40,7 @@ pub fn face_config(method: Method, side: usize) -> TrainConfig {
     c.mirrors = false;
     c.augment = FACE_AUGMENT;
     c.within_alphabet = false;
+    c.framing = Framing::AsDrawn;
     match method {
         Method::Proto { .. } => {
             // Episodes need shots plus at least one query per person.
@@ -66,7 +67,11 @@ pub fn people_dataset(
         .filter(|(_, images)| images.len() >= min_images.max(1))
         .map(|(name, images)| Class { name, images })
         .collect();
-    Dataset { side, classes }
+    Dataset {
+        side,
+        framing: Framing::AsDrawn,
+        classes,
+    }
 }
 
 /// Squared Euclidean distance between two embeddings (0 to 4 for unit-length ones).

@@ -291,10 +291,11 @@ pub fn evaluate(
     augmentation: TestTimeAugmentation,
 ) -> Result<FewShotResult, TrainError> {
     augmentation.validate()?;
+    config.framing.validate()?;
     let side = config.net.input_size;
     let load = |paths: &mut dyn Iterator<Item = &PathBuf>| {
         paths
-            .map(|p| load_image(p, side))
+            .map(|p| load_image(p, side, config.framing))
             .collect::<Result<Vec<_>, _>>()
     };
     // Runs are independent: score them side by side on the worker threads (the same result

@@ -16,8 +16,12 @@ pub struct NetConfig {
     pub input_size: usize,
     /// Number of conv blocks.
     pub blocks: usize,
-    /// Channels of every block.
+    /// Channels of every block but the last.
     pub channels: usize,
+    /// Channels of the last block, the embedding's depth, when not `channels`: at 28-pixel
+    /// inputs its map is 3x3 pixels, so widening it costs little and lengthens the embedding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_channels: Option<usize>,
 }
 
 impl Default for NetConfig {
@@ -26,6 +30,7 @@ impl Default for NetConfig {
             input_size: 28,
             blocks: 4,
             channels: 64,
+            last_channels: None,
         }
     }
 }
@@ -36,9 +41,17 @@ impl NetConfig {
         (0..self.blocks).fold(self.input_size, |s, _| s / 2)
     }
 
-    /// Length of the embedding: channels x side².
+    /// Output channels of block `i` (input first).
+    pub fn block_channels(&self, i: usize) -> usize {
+        match self.last_channels {
+            Some(c) if i + 1 == self.blocks => c,
+            _ => self.channels,
+        }
+    }
+
+    /// Length of the embedding: the last block's channels x side².
     pub fn embedding_dim(&self) -> usize {
-        self.channels * self.output_side().pow(2)
+        self.block_channels(self.blocks.saturating_sub(1)) * self.output_side().pow(2)
     }
 }
 
@@ -89,8 +102,12 @@ impl EmbeddingNet {
     pub fn new(config: &NetConfig, device: &Device) -> Self {
         let blocks = (0..config.blocks)
             .map(|i| {
-                let cin = if i == 0 { 1 } else { config.channels };
-                ConvBlock::new(device, [cin, config.channels])
+                let cin = if i == 0 {
+                    1
+                } else {
+                    config.block_channels(i - 1)
+                };
+                ConvBlock::new(device, [cin, config.block_channels(i)])
             })
             .collect();
         Self { blocks }
@@ -289,4 +306,33 @@ pub struct SimilarityModel {
     pub head: Option<PairHead>,
     /// The classifier over the training classes, for models trained as classifiers.
     pub classifier: Option<CosineClassifier>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wider_last_block_lengthens_the_embedding() {
+        let device = Device::flex();
+        let config = NetConfig {
+            input_size: 28,
+            blocks: 4,
+            channels: 8,
+            last_channels: Some(32),
+        };
+        assert_eq!(
+            (0..4).map(|i| config.block_channels(i)).collect::<Vec<_>>(),
+            [8, 8, 8, 32]
+        );
+        assert_eq!(config.embedding_dim(), 32);
+        let net = EmbeddingNet::new(&config, &device);
+        let e = net.forward(Tensor::<4>::ones([2, 1, 28, 28], &device));
+        assert_eq!(e.dims(), [2, 32]);
+        let same = NetConfig {
+            last_channels: None,
+            ..config
+        };
+        assert_eq!(same.embedding_dim(), 8);
+    }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::augment::Augment;
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::collapse::{spread, Collapse, CollapseGuard};
-use crate::data::Dataset;
+use crate::data::{Dataset, Framing};
 use crate::loss::{bce_with_logits, prototypical_loss, softmax_cross_entropy, triplet_loss};
 use crate::mining::{mine, squared_distances, Miner};
 use crate::model::{l2_normalize, NetConfig, PairFeatures, SimilarityModel};
@@ -109,6 +109,10 @@ pub struct TrainConfig {
     /// that share strokes and style, not only characters of different scripts.
     #[serde(default)]
     pub within_alphabet: bool,
+    /// How each drawing is placed in the frame before it is shrunk, in training and alike when
+    /// the model is evaluated (checkpoints from before this setting were trained as drawn).
+    #[serde(default)]
+    pub framing: Framing,
 }
 
 fn one_shard() -> usize {
@@ -121,7 +125,7 @@ impl TrainConfig {
         let (classes, images, steps, lr) = match method {
             Method::Triplet { .. } => (32, 4, 1000, 1e-3),
             Method::Pair { .. } => (32, 4, 1000, 1e-3),
-            Method::Proto { .. } => (60, 5, 1500, 1e-3),
+            Method::Proto { .. } => (60, 5, 2000, 1e-3),
             Method::Classify { .. } => (64, 2, 1000, 1e-3),
         };
         Self {
@@ -143,6 +147,10 @@ impl TrainConfig {
                 _ => 1,
             },
             within_alphabet: matches!(method, Method::Proto { .. }),
+            framing: match method {
+                Method::Proto { .. } => Framing::OMNIGLOT,
+                _ => Framing::AsDrawn,
+            },
         }
     }
 
@@ -174,12 +182,22 @@ impl TrainConfig {
     }
 
     fn validate(&self, data: &Dataset) -> Result<(), TrainError> {
+        self.framing.validate()?;
         let bad = |m: String| Err(TrainError::Config(m));
+        if data.framing != self.framing {
+            return bad(format!(
+                "the images were framed {:?} but the settings say {:?} (evaluation frames by the settings)",
+                data.framing, self.framing
+            ));
+        }
         if data.side != self.net.input_size {
             return bad(format!(
                 "images are {0}x{0} but the network expects {1}x{1}",
                 data.side, self.net.input_size
             ));
+        }
+        if self.net.channels == 0 || self.net.last_channels == Some(0) {
+            return bad("a block needs at least one channel".into());
         }
         if self.net.output_side() == 0 {
             return bad(format!(
@@ -857,12 +875,26 @@ mod tests {
     }
 
     #[test]
+    fn settings_saved_before_framing_and_wide_last_blocks_read_as_drawn_and_uniform() {
+        let mut saved = serde_json::to_value(TrainConfig::omniglot(Method::Proto { shots: 1 }))
+            .expect("serialises");
+        let fields = saved.as_object_mut().expect("an object");
+        assert!(fields.remove("framing").is_some());
+        let net = fields["net"].as_object().expect("net");
+        assert!(!net.contains_key("last_channels"));
+        let read: TrainConfig = serde_json::from_value(saved).expect("reads");
+        assert_eq!(read.framing, Framing::AsDrawn);
+        assert_eq!(read.net, NetConfig::default());
+    }
+
+    #[test]
     fn within_alphabet_batches_draw_every_class_from_one_alphabet() {
         let names = [
             "A/a", "A/b", "A/c", "B/a", "B/b", "B/c", "B/d", "C/a", "A/a@90",
         ];
         let data = Dataset {
             side: 2,
+            framing: Framing::OMNIGLOT,
             classes: names
                 .iter()
                 .map(|n| Class {
@@ -895,6 +927,7 @@ mod tests {
     fn two_half_weighted_copies_of_a_batch_give_the_whole_batch_gradient() {
         let data = Dataset {
             side: 12,
+            framing: Framing::AsDrawn,
             classes: (0..4)
                 .map(|c| Class {
                     name: format!("c{c}"),
@@ -916,6 +949,7 @@ mod tests {
             input_size: 12,
             blocks: 2,
             channels: 4,
+            last_channels: None,
         };
         config.classes_per_batch = 4;
         config.images_per_class = 2;

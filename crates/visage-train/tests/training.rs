@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 use visage_train::augment::Augment;
 use visage_train::checkpoint::{self, InspectableNet};
-use visage_train::data::{load_omniglot, Class, Dataset};
+use visage_train::data::{
+    character_dirs, character_images, load_image, load_omniglot, Class, Dataset, Framing,
+    InkMoments,
+};
 use visage_train::fewshot::{build_runs, evaluate, read_runs, RunSpec, TestTimeAugmentation};
 use visage_train::mining::Miner;
 use visage_train::model::{NetConfig, PairFeatures};
@@ -25,7 +28,7 @@ fn omniglot(set: &str) -> PathBuf {
 
 /// The first `n` characters of small1, 12x12.
 fn tiny_data(n: usize) -> Dataset {
-    let mut d = load_omniglot(&omniglot("images_background_small1"), 12).unwrap();
+    let mut d = load_omniglot(&omniglot("images_background_small1"), 12, Framing::AsDrawn).unwrap();
     d.classes.truncate(n);
     d
 }
@@ -36,6 +39,7 @@ fn tiny_config(method: Method, steps: usize) -> TrainConfig {
         input_size: 12,
         blocks: 2,
         channels: 8,
+        last_channels: None,
     };
     c.steps = steps;
     c.classes_per_batch = 8;
@@ -44,6 +48,8 @@ fn tiny_config(method: Method, steps: usize) -> TrainConfig {
     c.learning_rate = 3e-3;
     c.checkpoint_every = 0;
     c.collapse_window = 10;
+    // The tiny data sets are loaded as drawn.
+    c.framing = Framing::AsDrawn;
     c
 }
 
@@ -99,6 +105,7 @@ fn a_run_on_blank_images_reports_a_collapsed_embedding() {
     // Blank images give every item the same embedding: the triplet loss sits at the margin.
     let blank = Dataset {
         side: 12,
+        framing: Framing::AsDrawn,
         classes: (0..10)
             .map(|c| Class {
                 name: format!("blank{c}"),
@@ -274,4 +281,51 @@ fn fewshot_eval_reads_a_tiny_run_layout_and_beats_chance() {
             "{bad:?}"
         );
     }
+}
+
+#[test]
+fn drawers_copies_of_a_character_framed_centred_sit_alike() {
+    let set = omniglot("images_background_small1");
+    let (_, dir) = character_dirs(&set, &[]).unwrap()[7].clone();
+    let files = character_images(&dir).unwrap();
+    let side = 28;
+    let Framing::Centred { radius } = Framing::OMNIGLOT else {
+        panic!("Omniglot's framing is centred");
+    };
+    let (mut as_drawn, mut centred) = (Vec::new(), Vec::new());
+    for file in &files[..8] {
+        let image = load_image(file, side, Framing::AsDrawn).unwrap();
+        as_drawn.push(
+            InkMoments::of(&image, side)
+                .unwrap()
+                .offset_from_centre(side),
+        );
+        let image = load_image(file, side, Framing::OMNIGLOT).unwrap();
+        let m = InkMoments::of(&image, side).unwrap();
+        // Within a pixel: shrinking and ink pushed past the frame's edge move it a little.
+        assert!(m.offset_from_centre(side) < 1.0, "{file:?}: {m:?}");
+        centred.push(m.offset_from_centre(side));
+        // Shrinking blurs strokes a little, which widens the ink's spread.
+        assert!(
+            (m.gyration / (radius * side as f64) - 1.0).abs() < 0.1,
+            "{file:?}: {m:?}"
+        );
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    // As drawn, the drawers' copies sit farther from the centre.
+    assert!(
+        mean(&as_drawn) > 4.0 * mean(&centred),
+        "{as_drawn:?} {centred:?}"
+    );
+}
+
+#[test]
+fn a_run_refuses_data_framed_otherwise_than_its_settings() {
+    let data = tiny_data(8);
+    let mut cfg = tiny_config(Method::Proto { shots: 1 }, 1);
+    cfg.framing = Framing::OMNIGLOT;
+    let dir = tempfile::tempdir().unwrap();
+    let err = train(&cfg, &data, dir.path(), None, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("framed"), "{err}");
+    assert!(!dir.path().join("model.safetensors").exists());
 }

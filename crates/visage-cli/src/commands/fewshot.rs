@@ -38,7 +38,7 @@ fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
                 "per_run": result.per_run, "scorer": result.scorer,
                 "method": meta.config.method.name(), "train_steps": meta.step,
                 "train_seconds": meta.train_seconds, "shifts": args.shifts,
-                "symmetries": args.symmetries,
+                "symmetries": args.symmetries, "framing": meta.config.framing,
             })
         );
     } else {

@@ -17,6 +17,7 @@ use visage_inspect::{
     FaceResnetInspector, Input, LayerWindow, MobileNetInspector, Network, ScanOptions,
     SequentialInspector, Vgg19Inspector, TOP_K,
 };
+use visage_train::data::Framing;
 
 use crate::args::{
     InspectAction, InspectActivationsArgs, InspectArgs, InspectGramArgs, InspectModel,
@@ -59,8 +60,9 @@ enum View {
     CentreSquare,
     /// The aligned chip of the face nearest the image centre (the face ResNet).
     FaceChip(Box<FaceModels>),
-    /// Grey, shrunk to this side in pixels (networks from `visage train`).
-    GreySquare(usize),
+    /// Grey, framed as the network was trained and shrunk to this side in pixels (networks
+    /// from `visage train`).
+    GreySquare(usize, Framing),
 }
 
 /// Threads the demo networks train on: `visage demo`'s default, so that `inspect` looks at the
@@ -148,8 +150,8 @@ impl Loaded {
             InspectModel::Checkpoint(path) => {
                 let net = CheckpointInspector::load(path)
                     .with_context(|| format!("cannot load the checkpoint {}", path.display()))?;
-                let side = net.input_size();
-                Ok(photos("checkpoint", Box::new(net), View::GreySquare(side)))
+                let view = View::GreySquare(net.input_size(), net.framing());
+                Ok(photos("checkpoint", Box::new(net), view))
             }
             InspectModel::Ekg => {
                 let opts = ekg::EkgOptions::new(super::demo::ekg_csv(args.csv.clone())?);
@@ -180,7 +182,7 @@ impl Loaded {
     fn prepare(&self, img: RgbImage) -> Input {
         let faces = match &self.view {
             View::CentreSquare => return MobileNetInspector::prepare(&img),
-            View::GreySquare(side) => return grey_square(&img, *side),
+            View::GreySquare(side, framing) => return grey_square(&img, *side, *framing),
             View::FaceChip(faces) => faces,
         };
         let dets = faces.detect(&img, &DetectOptions::default());
@@ -235,7 +237,7 @@ impl Loaded {
             (_, "vgg19") => &VGG19_DEFAULT,
             (View::CentreSquare, _) => &MOBILENET_DEFAULT,
             // A trained embedding network is shallow: every conv layer.
-            (View::GreySquare(_), _) => return self.net.layer_names(),
+            (View::GreySquare(..), _) => return self.net.layer_names(),
         };
         names.iter().map(|s| s.to_string()).collect()
     }

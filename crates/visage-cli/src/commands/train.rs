@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use visage_eval::lfw::ten_fold;
 use visage_train::augment::Augment;
-use visage_train::data::{load_omniglot, Dataset};
+use visage_train::data::{load_omniglot, Dataset, Framing};
 use visage_train::frozen::{cross_validate, EncodedPair};
 use visage_train::mining::Miner;
 use visage_train::model::PairFeatures;
@@ -55,6 +55,7 @@ fn method(name: &str, o: &TrainingOptions) -> anyhow::Result<Method> {
 fn apply_options(c: &mut TrainConfig, o: &TrainingOptions) -> anyhow::Result<()> {
     c.net.blocks = o.blocks;
     c.net.channels = o.channels;
+    c.net.last_channels = o.last_channels;
     if let Some(s) = o.steps {
         if s == 0 {
             bail!("--steps must be at least 1");
@@ -78,6 +79,12 @@ fn apply_options(c: &mut TrainConfig, o: &TrainingOptions) -> anyhow::Result<()>
     }
     if o.no_augment {
         c.augment = Augment::NONE;
+    }
+    if let Some(f) = o.distortion {
+        if !f.is_finite() || f < 0.0 {
+            bail!("--distortion must be a factor of 0 or more");
+        }
+        c.augment = c.augment.scaled(f);
     }
     c.seed = o.seed;
     Ok(())
@@ -109,6 +116,18 @@ fn config(args: &TrainOmniglotArgs) -> anyhow::Result<TrainConfig> {
     if args.mirrors || args.no_mirrors {
         c.mirrors = args.mirrors;
     }
+    match args.framing.as_deref() {
+        Some("as-drawn") => c.framing = Framing::AsDrawn,
+        Some(_) => c.framing = Framing::OMNIGLOT,
+        None => {}
+    }
+    if let Some(radius) = args.ink_radius {
+        if c.framing == Framing::AsDrawn {
+            bail!("--ink-radius needs --framing centred");
+        }
+        c.framing = Framing::Centred { radius };
+    }
+    c.framing.validate()?;
     c.checkpoint_every = args.checkpoint_every;
     c.stop_on_collapse = args.stop_on_collapse;
     Ok(c)
@@ -155,7 +174,7 @@ fn omniglot_in_pool(args: &TrainOmniglotArgs) -> anyhow::Result<ExitCode> {
         cfg = meta.config;
         cfg.steps = args.training.steps.unwrap_or(steps.max(meta.step));
     }
-    let data = load_omniglot(&args.data, cfg.net.input_size)
+    let data = load_omniglot(&args.data, cfg.net.input_size, cfg.framing)
         .with_context(|| format!("cannot load Omniglot from {}", args.data.display()))?;
     let data = if cfg.rotations {
         data.with_rotated_classes()
