@@ -869,7 +869,8 @@ pub struct TrainingOptions {
     /// Channels per block.
     #[arg(long, default_value_t = 64)]
     pub channels: usize,
-    /// Channels of the last block, the embedding's depth (default: --channels).
+    /// Channels of the last block, the embedding's depth (default: 256 for proto on Omniglot,
+    /// else --channels).
     #[arg(long)]
     pub last_channels: Option<usize>,
     /// Do not distort training images (small random affine maps, and flips for faces).

@@ -41,6 +41,7 @@ pub fn face_config(method: Method, side: usize) -> TrainConfig {
     c.augment = FACE_AUGMENT;
     c.within_alphabet = false;
     c.framing = Framing::AsDrawn;
+    c.net.last_channels = None;
     match method {
         Method::Proto { .. } => {
             // Episodes need shots plus at least one query per person.
@@ -94,7 +95,11 @@ mod tests {
         assert_eq!(data.classes[0].name, "Ada");
         let c = face_config(FACE_TRIPLET, 32);
         assert!(c.augment.flip && !c.rotations && !c.mirrors && c.normalizes());
-        assert!(!face_config(Method::Proto { shots: 1 }, 32).mirrors);
+        // Omniglot's proto settings (mirrored classes, centred drawings, a 256-channel last
+        // block) are not the faces'.
+        let proto = face_config(Method::Proto { shots: 1 }, 32);
+        assert!(!proto.mirrors && proto.framing == Framing::AsDrawn);
+        assert_eq!(proto.net.last_channels, None);
         assert_eq!(c.net.input_size, 32);
         assert_eq!(squared_distance(&[1.0, 0.0], &[0.0, 1.0]), 2.0);
     }

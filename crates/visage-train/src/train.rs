@@ -115,6 +115,10 @@ pub struct TrainConfig {
     pub framing: Framing,
 }
 
+/// The prototypical network's embedding length on Omniglot: its last block widened to 256
+/// channels: about a point more than 64 on one-shot runs, for 1% more time per step.
+pub const PROTO_EMBEDDING: usize = 256;
+
 fn one_shard() -> usize {
     1
 }
@@ -130,7 +134,10 @@ impl TrainConfig {
         };
         Self {
             method,
-            net: NetConfig::default(),
+            net: NetConfig {
+                last_channels: matches!(method, Method::Proto { .. }).then_some(PROTO_EMBEDDING),
+                ..NetConfig::default()
+            },
             steps,
             learning_rate: lr,
             classes_per_batch: classes,
@@ -880,11 +887,15 @@ mod tests {
             .expect("serialises");
         let fields = saved.as_object_mut().expect("an object");
         assert!(fields.remove("framing").is_some());
-        let net = fields["net"].as_object().expect("net");
-        assert!(!net.contains_key("last_channels"));
+        let net = fields
+            .get_mut("net")
+            .and_then(|n| n.as_object_mut())
+            .expect("net");
+        assert_eq!(net.remove("last_channels"), Some(PROTO_EMBEDDING.into()));
         let read: TrainConfig = serde_json::from_value(saved).expect("reads");
         assert_eq!(read.framing, Framing::AsDrawn);
         assert_eq!(read.net, NetConfig::default());
+        assert_eq!(read.net.embedding_dim(), 64);
     }
 
     #[test]

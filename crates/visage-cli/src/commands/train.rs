@@ -55,7 +55,9 @@ fn method(name: &str, o: &TrainingOptions) -> anyhow::Result<Method> {
 fn apply_options(c: &mut TrainConfig, o: &TrainingOptions) -> anyhow::Result<()> {
     c.net.blocks = o.blocks;
     c.net.channels = o.channels;
-    c.net.last_channels = o.last_channels;
+    if o.last_channels.is_some() {
+        c.net.last_channels = o.last_channels;
+    }
     if let Some(s) = o.steps {
         if s == 0 {
             bail!("--steps must be at least 1");
