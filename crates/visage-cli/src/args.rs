@@ -63,6 +63,42 @@ pub enum Command {
     Serve(ServeArgs),
     /// The service's API keys: create (shown once, stored hashed), list, revoke.
     Keys(KeysArgs),
+    /// The compute devices this build can use; with --check, GPU parity tests and benchmarks.
+    Device(DeviceCheckArgs),
+}
+
+/// Arguments of device.
+#[derive(Debug, Args)]
+pub struct DeviceCheckArgs {
+    /// Run the GPU parity tests (encodings, a style run's loss curve, a training step) and the
+    /// benchmarks, and print one table.
+    #[arg(long)]
+    pub check: bool,
+    /// Photos whose largest faces make the chips of the encoding tests (default: synthetic
+    /// chips).
+    #[arg(long, value_name = "IMAGE", num_args = 1..)]
+    pub images: Vec<PathBuf>,
+    /// Chips encoded in the encoding benchmark (the faces found, repeated).
+    #[arg(long, default_value_t = 1024)]
+    pub chips: usize,
+    /// Timed repetitions of each benchmark (after one untimed warm-up); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
+    /// Which parts to run: encodings, style, training (comma-separated; default all).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "encodings,style,training"
+    )]
+    pub only: Vec<String>,
+    /// Image sides, in pixels, of the Gatys iterations timed.
+    #[arg(long, value_delimiter = ',', default_value = "512,1024")]
+    pub sizes: Vec<usize>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub models: ModelsDir,
 }
 
 /// Where the models are.
@@ -71,6 +107,18 @@ pub struct ModelsDir {
     /// Models directory (holds dlib/...); defaults to $VISAGE_MODELS.
     #[arg(long, value_name = "DIR", global = true)]
     pub models: Option<PathBuf>,
+}
+
+/// Where the network runs.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct DeviceArg {
+    /// Where networks run: cpu, or gpu (a build with `--features gpu` and a Vulkan driver).
+    #[arg(long, default_value = "cpu", value_name = "cpu|gpu", value_parser = parse_compute)]
+    pub device: visage_nn::Compute,
+}
+
+fn parse_compute(s: &str) -> Result<visage_nn::Compute, String> {
+    s.parse().map_err(|e: visage_nn::NnError| e.to_string())
 }
 
 /// How images are read and faces detected.
@@ -100,6 +148,8 @@ pub struct FaceArgs {
     pub models: ModelsDir,
     #[command(flatten)]
     pub detect: DetectArgs,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// Arguments of verify.
@@ -391,6 +441,8 @@ pub struct EvalLfwArgs {
     pub models: ModelsDir,
     #[command(flatten)]
     pub detect: DetectArgs,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// Arguments of eval identify.
@@ -414,6 +466,8 @@ pub struct EvalIdentifyArgs {
     pub models: ModelsDir,
     #[command(flatten)]
     pub detect: DetectArgs,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// Arguments of classical.
@@ -737,6 +791,9 @@ pub struct InspectModelArgs {
     pub csv: Option<PathBuf>,
     #[command(flatten)]
     pub models: ModelsDir,
+    // Where MobileNetV2 and VGG19 run; the other networks run on the CPU.
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// `visage inspect units`.
@@ -888,6 +945,8 @@ pub struct TrainingOptions {
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// Arguments of train omniglot.
@@ -1209,6 +1268,8 @@ pub struct StyleArgs {
     /// Print the summary (losses per iteration, time per iteration, peak memory) as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub device: DeviceArg,
     /// Where the models are.
     #[command(flatten)]
     pub models: ModelsDir,

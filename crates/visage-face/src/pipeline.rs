@@ -103,6 +103,11 @@ impl FaceModels {
         self.encoder.encode(chips)
     }
 
+    /// Runs the encoder on `compute` from now on (see [`FaceEncoder::run_on`]).
+    pub fn encode_on(&mut self, compute: visage_nn::Compute) -> Result<(), FaceError> {
+        self.encoder.run_on(compute)
+    }
+
     /// Runs the pipeline up to `stage` on one image.
     pub fn analyze(
         &self,

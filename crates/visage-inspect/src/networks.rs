@@ -31,7 +31,7 @@ pub fn center_square(img: &RgbImage, side: u32) -> RgbImage {
     image::imageops::crop_imm(&resized, (nw - side) / 2, (nh - side) / 2, side, side).to_image()
 }
 
-/// MobileNetV2 on burn's CPU (`flex`) backend; layers `features.0` to `features.18`; inputs are
+/// MobileNetV2 on a burn device (the CPU's `flex` backend unless loaded elsewhere); layers `features.0` to `features.18`; inputs are
 /// 224x224 centre crops (see [`MobileNetInspector::prepare`]).
 #[derive(Debug)]
 pub struct MobileNetInspector {
@@ -41,9 +41,13 @@ pub struct MobileNetInspector {
 }
 
 impl MobileNetInspector {
-    /// Loads torchvision weights (`mobilenet_v2-b0353104.pth`).
+    /// Loads torchvision weights (`mobilenet_v2-b0353104.pth`) on the CPU.
     pub fn load(weights: &Path) -> Result<Self, InspectError> {
-        let device = Device::flex();
+        Self::load_on(weights, Device::flex())
+    }
+
+    /// Loads torchvision weights onto `device` (a GPU's, for example).
+    pub fn load_on(weights: &Path, device: Device) -> Result<Self, InspectError> {
         let net = MobileNetV2::load(weights, &device)
             .map_err(|e| InspectError::Network(e.to_string()))?;
         Ok(Self::from_net(net, device))
@@ -295,9 +299,13 @@ pub struct Vgg19Inspector {
 
 impl Vgg19Inspector {
     /// Loads torchvision weights (`.pth` or `.safetensors`), or, with `None`, draws random ones
-    /// (right for receptive fields and shapes, not for what units mean).
+    /// (right for receptive fields and shapes, not for what units mean), on the CPU.
     pub fn load(weights: Option<&Path>) -> Result<Self, InspectError> {
-        let device = Device::flex();
+        Self::load_on(weights, Device::flex())
+    }
+
+    /// [`Vgg19Inspector::load`] onto `device` (a GPU's, for example).
+    pub fn load_on(weights: Option<&Path>, device: Device) -> Result<Self, InspectError> {
         let net = match weights {
             Some(path) => {
                 Vgg19::load(path, &device).map_err(|e| InspectError::Network(e.to_string()))?

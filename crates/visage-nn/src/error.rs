@@ -15,6 +15,10 @@ pub enum NnError {
     /// An input given to a network is not what it expects (for example a chip of the wrong size).
     #[error("invalid input: {0}")]
     Input(String),
+    /// The asked compute device cannot be used: this build has no GPU support, or no GPU was
+    /// found.
+    #[error("{0}")]
+    Device(String),
 }
 
 impl NnError {

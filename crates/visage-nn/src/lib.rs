@@ -9,10 +9,12 @@
 //!   on `f32` or `f64` [`grad::Array`]s, with explicit backward passes.
 //! * [`layers`]: a small `Sequential` network of those ops, for training small models.
 //! * [`optim`]: Adam and L-BFGS.
+//! * [`device`]: where burn tensors run, CPU or GPU ([`Compute`]).
 //!
 //! Kernels use the current rayon thread pool; run them inside `ThreadPool::install` to choose
 //! the number of threads.
 
+pub mod device;
 mod error;
 mod float;
 pub mod grad;
@@ -22,7 +24,10 @@ pub mod ops;
 pub mod optim;
 mod tensor;
 
+pub use device::Compute;
 pub use error::NnError;
 pub use float::Float;
-pub use networks::{Descriptor, FaceResnet, DESCRIPTOR_LEN, MAX_BATCH};
+pub use networks::{
+    Descriptor, DeviceFaceResnet, FaceResnet, DESCRIPTOR_LEN, DEVICE_BATCH, MAX_BATCH,
+};
 pub use tensor::{Layout, Shape, Tensor};

@@ -12,9 +12,9 @@
 use std::path::PathBuf;
 
 use burn::tensor::Device;
-use visage_image::RgbImage;
 use visage_style::{
-    reuse_freed_buffers, stylize, Init, LossNetwork, Optimizer, Quiet, StyleImage, StyleOptions,
+    reuse_freed_buffers, stylize, timing_image, LossNetwork, Optimizer, Quiet, StyleImage,
+    StyleOptions,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,46 +28,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => Optimizer::Adam,
     };
     let device = Device::flex().autodiff();
-    let (net, content_layer, style_layers) = if network == "vgg19" {
-        (
-            LossNetwork::vgg19_random(&device),
-            22,
-            vec![1, 6, 11, 20, 29],
-        )
+    let net = if network == "vgg19" {
+        LossNetwork::vgg19_random(&device)
     } else {
         let models = std::env::var_os("VISAGE_MODELS")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("../shared/models"));
-        let net = LossNetwork::mobilenet_v2(
+        LossNetwork::mobilenet_v2(
             &models.join("mobilenet_v2/mobilenet_v2-b0353104.pth"),
             &device,
-        )?;
-        (net, 7, vec![1, 3, 6, 10, 13])
+        )?
     };
-    // A deterministic pattern with edges and colours; timing does not depend on the content.
-    let raw: Vec<u8> = (0..size * size * 3)
-        .map(|i| ((i * 7919) % 251) as u8 ^ ((i / (3 * size)) as u8))
-        .collect();
-    let image = RgbImage::from_raw(size as u32, size as u32, raw).ok_or("image buffer")?;
+    let image = timing_image(size, 0);
     let options = StyleOptions {
-        content_layer,
-        style_layers: style_layers.into_iter().map(|l| (l, 1.0)).collect(),
-        alpha: 1.0,
-        beta: 1.0,
-        tv_weight: 0.0,
-        init: Init::Noise,
-        seed: 1,
         optimizer,
-        iterations: iters,
-        refine_iterations: 1,
-        learning_rate: 0.02,
-        size,
-        coarse_size: size,
-        style_scale: 1.0,
-        preserve_color: false,
-        softmax: false,
-        max_memory: u64::MAX,
-        snapshot_every: 0,
+        ..StyleOptions::for_timing(net.kind(), size, iters)
     };
     let styles = [StyleImage {
         image: image.clone(),

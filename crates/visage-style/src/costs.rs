@@ -10,9 +10,32 @@ use burn::tensor::Tensor;
 /// `[N, n_C, n_C]`.
 pub fn gram(activations: Tensor<4>) -> Tensor<3> {
     let [n, c, h, w] = activations.dims();
-    let f = activations.reshape([n, c, h * w]);
-    f.clone().matmul(f.swap_dims(1, 2))
+    let positions = h * w;
+    let f = activations.reshape([n, c, positions]);
+    if positions <= GPU_GRAM_CHUNK || visage_nn::device::is_cpu(&f.device()) {
+        return f.clone().matmul(f.swap_dims(1, 2));
+    }
+    // On a GPU, one product over a large image's positions is an inner product so long that
+    // the kernel burn's autotuner picks for it cannot be launched (too many workgroups); summing
+    // products over slices of positions keeps each launch in bounds.
+    gram_in_slices(f, GPU_GRAM_CHUNK)
 }
+
+/// `f fᵀ` for `f` of `[N, C, P]`, summed over slices of at most `slice` positions.
+fn gram_in_slices(f: Tensor<3>, slice: usize) -> Tensor<3> {
+    let [n, c, positions] = f.dims();
+    (0..positions)
+        .step_by(slice.max(1))
+        .map(|start| {
+            let part = f.clone().narrow(2, start, slice.min(positions - start));
+            part.clone().matmul(part.swap_dims(1, 2))
+        })
+        .reduce(|a, b| a + b)
+        .unwrap_or_else(|| Tensor::zeros([n, c, c], &f.device()))
+}
+
+/// Positions per slice of the Gram matrix's product on a GPU (see [`gram`]).
+const GPU_GRAM_CHUNK: usize = 32_768;
 
 /// `J_content = ½ ||a(C) − a(G)||²`, summed over every activation of the layer. A one-element
 /// tensor.
@@ -77,6 +100,27 @@ mod tests {
         let g = gram(small()).into_data().try_to_vec::<f32>().expect("f32");
         // G00 = 1+4, G01 = 1*3+2*4 = 11, G11 = 9+16.
         assert_eq!(g, vec![5.0, 11.0, 11.0, 25.0]);
+    }
+
+    /// The GPU's sliced Gram (run here on the CPU) equals one product, value and gradient.
+    #[test]
+    fn the_gram_in_slices_equals_the_gram_in_one_product() {
+        let device = Device::flex().autodiff();
+        let values: Vec<f32> = (0..2 * 3 * 7)
+            .map(|i| ((i * 37) % 11) as f32 - 5.0)
+            .collect();
+        let x = || {
+            Tensor::<3>::from_data(TensorData::new(values.clone(), [2, 3, 7]), &device)
+                .require_grad()
+        };
+        let (a, b) = (x(), x());
+        let whole = a.clone().matmul(a.clone().swap_dims(1, 2));
+        let sliced = gram_in_slices(b.clone(), 3);
+        let read = |t: Tensor<3>| t.into_data().try_to_vec::<f32>().expect("f32");
+        assert_eq!(read(whole.clone()), read(sliced.clone()));
+        let ga = a.grad(&whole.sum().backward()).expect("gradient");
+        let gb = b.grad(&sliced.sum().backward()).expect("gradient");
+        assert_eq!(read(ga), read(gb));
     }
 
     #[test]

@@ -238,6 +238,14 @@ impl FoldedConv {
         })
     }
 
+    fn to_device(&self, device: &Device) -> Self {
+        Self {
+            weight: self.weight.clone().to_device(device),
+            bias: self.bias.clone().to_device(device),
+            options: self.options.clone(),
+        }
+    }
+
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         conv2d(
             x,
@@ -288,6 +296,22 @@ impl FoldedMobileNet {
         })
     }
 
+    fn to_device(&self, device: &Device) -> Self {
+        Self {
+            stem: self.stem.to_device(device),
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| FoldedBlock {
+                    expand: b.expand.as_ref().map(|e| e.to_device(device)),
+                    depthwise: b.depthwise.to_device(device),
+                    project: b.project.to_device(device),
+                })
+                .collect(),
+            head: self.head.to_device(device),
+        }
+    }
+
     fn features(&self, x: Tensor<4>, layers: &[usize]) -> Vec<Tensor<4>> {
         let deepest = layers.iter().copied().max().unwrap_or(0);
         let mut out: Vec<Option<Tensor<4>>> = vec![None; layers.len()];
@@ -321,11 +345,12 @@ impl FoldedMobileNet {
     }
 }
 
-/// A loss network ready to tap, on one device.
+/// A loss network ready to tap, on one device; style transfer runs where its network lives.
 #[derive(Debug, Clone)]
 pub struct LossNetwork {
     kind: NetworkKind,
     inner: Inner,
+    device: Device,
 }
 
 #[derive(Debug, Clone)]
@@ -352,6 +377,7 @@ impl LossNetwork {
         Ok(Self {
             kind: NetworkKind::MobilenetV2,
             inner: Inner::Mobile(Box::new(FoldedMobileNet::new(&net, device)?)),
+            device: device.clone(),
         })
     }
 
@@ -361,6 +387,7 @@ impl LossNetwork {
         Ok(Self {
             kind: NetworkKind::MobilenetV2,
             inner: Inner::Mobile(Box::new(FoldedMobileNet::new(&net, device)?)),
+            device: device.clone(),
         })
     }
 
@@ -370,6 +397,7 @@ impl LossNetwork {
         Ok(Self {
             kind: NetworkKind::Vgg19,
             inner: Inner::Vgg(Vgg19::load(weights, device)?.no_grad()),
+            device: device.clone(),
         })
     }
 
@@ -379,7 +407,28 @@ impl LossNetwork {
         Self {
             kind: NetworkKind::Vgg19,
             inner: Inner::Vgg(Vgg19::new(device).no_grad()),
+            device: device.clone(),
         }
+    }
+
+    /// The same network (the same weights) on another device: a network loaded once on the
+    /// CPU and moved to a GPU computes the same costs there, to float rounding.
+    pub fn to_device(&self, device: &Device) -> Self {
+        use burn::module::Module;
+        Self {
+            kind: self.kind,
+            inner: match &self.inner {
+                Inner::Mobile(m) => Inner::Mobile(Box::new(m.to_device(device))),
+                Inner::Vgg(v) => Inner::Vgg(v.clone().to_device(device).no_grad()),
+            },
+            device: device.clone(),
+        }
+    }
+
+    /// The device the weights live on (with autodiff if they were loaded onto an autodiff
+    /// device).
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Which network this is.

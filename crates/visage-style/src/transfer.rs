@@ -10,7 +10,7 @@ use visage_nn::optim::{Adam, Lbfgs};
 
 use crate::color::preserve_color;
 use crate::costs::{content_cost, gram, style_layer_cost, total_variation};
-use crate::network::{softmax_smoothing, LossNetwork};
+use crate::network::{softmax_smoothing, LossNetwork, NetworkKind};
 use crate::pixels::{fit_long_side, Planar};
 use crate::StyleError;
 
@@ -249,6 +249,37 @@ impl NetworkDefaults {
 }
 
 impl StyleOptions {
+    /// The settings iterations are timed with (`style_bench`, `visage device --check`): one
+    /// stage of `side` pixels from white noise, Adam at 0.02, content at `relu4_2` (VGG19) or
+    /// `features.7` (MobileNetV2), five unit-weight style layers (`relu1_1` .. `relu5_1`, or
+    /// `features.1, 3, 6, 10, 13`), no total variation, no memory limit.
+    pub fn for_timing(kind: NetworkKind, side: usize, iterations: usize) -> Self {
+        let (content_layer, style_layers) = match kind {
+            NetworkKind::Vgg19 => (22, vec![1, 6, 11, 20, 29]),
+            NetworkKind::MobilenetV2 => (7, vec![1, 3, 6, 10, 13]),
+        };
+        Self {
+            content_layer,
+            style_layers: style_layers.into_iter().map(|l| (l, 1.0)).collect(),
+            alpha: 1.0,
+            beta: 1.0,
+            tv_weight: 0.0,
+            init: Init::Noise,
+            seed: 1,
+            optimizer: Optimizer::Adam,
+            iterations,
+            refine_iterations: 1,
+            learning_rate: 0.02,
+            size: side,
+            coarse_size: side,
+            style_scale: 1.0,
+            preserve_color: false,
+            softmax: false,
+            max_memory: u64::MAX,
+            snapshot_every: 0,
+        }
+    }
+
     fn check(&self, styles: &[StyleImage]) -> Result<(), StyleError> {
         let style_weight: f64 = self.style_layers.iter().map(|(_, l)| l.abs()).sum();
         if self.alpha == 0.0 && (self.beta == 0.0 || style_weight == 0.0) && self.tv_weight == 0.0 {
@@ -336,7 +367,18 @@ fn scalar(t: Tensor<1>) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// Stylises `content` with the blend of `styles`, measuring costs with `net`.
+/// A deterministic `side` x `side` picture with edges and colours (`salt` varies it), for timing:
+/// costs and timings do not depend on what it shows.
+pub fn timing_image(side: usize, salt: usize) -> RgbImage {
+    let raw: Vec<u8> = (0..side * side * 3)
+        .map(|i| ((i * 7919 + salt) % 251) as u8 ^ ((i / (3 * side)) as u8))
+        .collect();
+    RgbImage::from_raw(side as u32, side as u32, raw)
+        .unwrap_or_else(|| RgbImage::new(side as u32, side as u32))
+}
+
+/// Stylises `content` with the blend of `styles`, measuring costs with `net`, on the device
+/// where `net` lives ([`LossNetwork::device`]).
 pub fn stylize(
     net: &LossNetwork,
     content: &RgbImage,
@@ -346,7 +388,7 @@ pub fn stylize(
 ) -> Result<(RgbImage, StyleReport), StyleError> {
     options.check(styles)?;
     let started = Instant::now();
-    let device = Device::flex().autodiff();
+    let device = net.device().clone().autodiff();
     let kind = net.kind();
     let content_full = Planar::from_rgb(content);
     if content_full.width == 0 || content_full.height == 0 {
@@ -767,22 +809,10 @@ mod tests {
         StyleOptions {
             content_layer: 4,
             style_layers: vec![(1, 1.0), (3, 1.0)],
-            alpha: 1.0,
-            beta: 1.0,
-            tv_weight: 0.0,
-            init: Init::Noise,
-            seed: 1,
-            optimizer: Optimizer::Adam,
-            iterations: 10,
             refine_iterations: 5,
             learning_rate: 0.05,
-            size: 512,
-            coarse_size: 512,
-            style_scale: 1.0,
-            preserve_color: false,
-            softmax: false,
             max_memory: 4 << 30,
-            snapshot_every: 0,
+            ..StyleOptions::for_timing(NetworkKind::MobilenetV2, 512, 10)
         }
     }
 

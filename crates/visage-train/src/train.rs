@@ -665,6 +665,19 @@ fn run_parts(
     Ok(total)
 }
 
+/// A new model for `config`, drawn on the CPU (burn's seeded generator) and forked to `device`
+/// (a fork, not a move: the copy's parameters are leaves of the new device's autodiff graph,
+/// where a moved parameter would stay a node of the CPU's and its tape be spent by the first
+/// backward pass).
+fn new_model_on(config: &TrainConfig, device: &Device) -> SimilarityModel {
+    let model = checkpoint::new_model(config, &Device::flex().autodiff());
+    if visage_nn::device::is_cpu(device) {
+        model
+    } else {
+        model.fork(device)
+    }
+}
+
 fn learning_rate(config: &TrainConfig, step: usize) -> f64 {
     let t = step as f64 / config.steps.max(1) as f64;
     let floor = 0.05;
@@ -686,8 +699,22 @@ pub fn train(
     resume: Option<&Path>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<RunSummary, TrainError> {
+    train_on(&Device::flex(), config, data, out_dir, resume, progress)
+}
+
+/// [`train`] on `device` (for example a GPU's, from `visage_nn::Compute`). New weights are
+/// drawn on the CPU from the run's seed and then moved, so a run starts from the same weights
+/// on every device.
+pub fn train_on(
+    device: &Device,
+    config: &TrainConfig,
+    data: &Dataset,
+    out_dir: &Path,
+    resume: Option<&Path>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<RunSummary, TrainError> {
     std::fs::create_dir_all(out_dir).map_err(|e| TrainError::io(out_dir, e))?;
-    let device = Device::flex().autodiff();
+    let device = device.clone().autodiff();
     let mut optim = AdamConfig::new().init();
     let (mut model, config, mut step, mut rng, mut curve, mut seconds) = match resume {
         Some(path) => {
@@ -711,7 +738,7 @@ pub fn train(
             if let Method::Classify { classes, .. } = &mut config.method {
                 *classes = data.classes.len();
             }
-            let model = checkpoint::new_model(&config, &device);
+            let model = new_model_on(&config, &device);
             let rng = Rng::new(config.seed);
             (model, config, 0, rng, Vec::new(), 0.0)
         }
@@ -722,7 +749,7 @@ pub fn train(
         _ => 0.0,
     };
     let mut replicas: Vec<SimilarityModel> = (1..config.effective_shards())
-        .map(|_| checkpoint::new_model(&config, &device))
+        .map(|_| new_model_on(&config, &device))
         .collect();
     let mut guard = CollapseGuard::new(margin, config.collapse_window);
     let mut collapse = None;

@@ -18,7 +18,7 @@ use visage_face::FaceModels;
 use visage_gallery::Encoding;
 
 use super::gallery_db::{open_cache, person_folders, progress_bar};
-use super::{decode_options, detect_options, load_models};
+use super::{decode_options, detect_options, load_models_on};
 use crate::args::{CacheArgs, DetectArgs, EvalArgs, EvalCommand, EvalIdentifyArgs, EvalLfwArgs};
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
@@ -73,7 +73,7 @@ pub(super) fn encode_lfw_pairs(
 }
 
 fn lfw(args: EvalLfwArgs) -> anyhow::Result<ExitCode> {
-    let models = load_models(&args.models)?;
+    let models = load_models_on(&args.models, args.device)?;
     let start = Instant::now();
     let (pairs, encodings, stats) = encode_lfw_pairs(
         &models,
@@ -177,7 +177,7 @@ fn identify(args: EvalIdentifyArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = args.max_people {
         people.truncate(n);
     }
-    let models = load_models(&args.models)?;
+    let models = load_models_on(&args.models, args.device)?;
     let encoder = PipelineEncoder::new(
         &models,
         detect_options(&args.detect),

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use visage_face::{Face, Stage};
 use visage_image::RgbImage;
 
-use super::{detect_options, display, load_models};
+use super::{detect_options, display, load_models_on};
 use crate::args::FaceArgs;
 use crate::images;
 
@@ -18,7 +18,7 @@ use crate::images;
 const IMAGES_PER_ROUND: usize = 8;
 
 pub fn run(args: FaceArgs, stage: Stage) -> anyhow::Result<ExitCode> {
-    let models = load_models(&args.models)?;
+    let models = load_models_on(&args.models, args.device)?;
     let options = detect_options(&args.detect);
     let progress = progress_bar(args.images.len());
     let stdout = std::io::stdout();

@@ -128,7 +128,7 @@ impl Loaded {
                     Some(p) => p.clone(),
                     None => models_dir(args.models.models.as_deref())?.join(MOBILENET_FILE),
                 };
-                let net = MobileNetInspector::load(&path)
+                let net = MobileNetInspector::load_on(&path, args.device.device.device()?)
                     .with_context(|| format!("cannot load MobileNetV2 from {}", path.display()))?;
                 Ok(photos("mobilenet-v2", Box::new(net), View::CentreSquare))
             }
@@ -139,12 +139,15 @@ impl Loaded {
                          safetensors with the same keys), or --random-weights"
                     );
                 }
-                let net = Vgg19Inspector::load(args.weights.as_deref()).with_context(|| {
-                    format!(
-                        "cannot load VGG19 from {}",
-                        args.weights.as_deref().unwrap_or(Path::new("")).display()
-                    )
-                })?;
+                let device = args.device.device.device()?;
+                let net = Vgg19Inspector::load_on(args.weights.as_deref(), device).with_context(
+                    || {
+                        format!(
+                            "cannot load VGG19 from {}",
+                            args.weights.as_deref().unwrap_or(Path::new("")).display()
+                        )
+                    },
+                )?;
                 Ok(photos("vgg19", Box::new(net), View::CentreSquare))
             }
             InspectModel::Checkpoint(path) => {

@@ -4,6 +4,7 @@ mod bench;
 mod calibrate;
 mod classical;
 mod demo;
+mod device;
 mod enroll;
 mod eval;
 mod faces;
@@ -28,7 +29,7 @@ use visage_face::{DetectOptions, FaceModels};
 use visage_formats::manifest::models_dir;
 use visage_image::DecodeOptions;
 
-use crate::args::{Cli, Command, DetectArgs, ModelsDir};
+use crate::args::{Cli, Command, DetectArgs, DeviceArg, ModelsDir};
 
 /// Runs the parsed command; `Ok` carries the exit code for partial failures.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -53,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stylize(args) => stylize::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Keys(args) => keys::run(args),
+        Command::Device(args) => device::run(args),
     }
 }
 
@@ -61,6 +63,15 @@ fn load_models(dir: &ModelsDir) -> anyhow::Result<FaceModels> {
     let dir = models_dir(dir.models.as_deref())?;
     FaceModels::load(&dir)
         .with_context(|| format!("cannot load the face models from {}", dir.display()))
+}
+
+/// Loads the face models, with the encoder on the device asked for (`--device`).
+fn load_models_on(dir: &ModelsDir, device: DeviceArg) -> anyhow::Result<FaceModels> {
+    let mut models = load_models(dir)?;
+    models
+        .encode_on(device.device)
+        .context("cannot run the face encoder there")?;
+    Ok(models)
 }
 
 fn detect_options(args: &DetectArgs) -> DetectOptions {

@@ -42,7 +42,7 @@ fn run_in_pool(args: StyleArgs) -> anyhow::Result<ExitCode> {
             weight,
         });
     }
-    let device = Device::flex().autodiff();
+    let device = args.device.device.device()?.autodiff();
     let kind = match args.network {
         StyleNetwork::MobilenetV2 => NetworkKind::MobilenetV2,
         StyleNetwork::Vgg19 => NetworkKind::Vgg19,

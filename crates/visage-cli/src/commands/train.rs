@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
+use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use visage_eval::lfw::ten_fold;
@@ -16,7 +17,7 @@ use visage_train::data::{load_omniglot, Dataset, Framing};
 use visage_train::frozen::{cross_validate, EncodedPair};
 use visage_train::mining::Miner;
 use visage_train::model::PairFeatures;
-use visage_train::train::{train, Method, RunSummary, TrainConfig};
+use visage_train::train::{train_on, Method, RunSummary, TrainConfig};
 
 use super::load_models;
 use crate::args::{TrainArgs, TrainCommand, TrainLfwHeadArgs, TrainOmniglotArgs, TrainingOptions};
@@ -141,6 +142,7 @@ fn omniglot(args: TrainOmniglotArgs) -> anyhow::Result<ExitCode> {
 
 /// Trains with a progress bar on a terminal, or a line every 50 steps in a log.
 fn train_with_progress(
+    device: &Device,
     cfg: &TrainConfig,
     data: &Dataset,
     out: &Path,
@@ -151,7 +153,7 @@ fn train_with_progress(
     if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} steps {msg} eta {eta}") {
         bar.set_style(style);
     }
-    let summary = train(cfg, data, out, resume, &mut |p| {
+    let summary = train_on(device, cfg, data, out, resume, &mut |p| {
         bar.set_position(p.step as u64);
         if !interactive && (p.step % 50 == 0 || p.step == p.total) {
             eprintln!(
@@ -188,7 +190,8 @@ fn omniglot_in_pool(args: &TrainOmniglotArgs) -> anyhow::Result<ExitCode> {
     } else {
         data
     };
-    let summary = train_with_progress(&cfg, &data, &args.out, args.resume.as_deref())?;
+    let device = args.training.device.device.device()?;
+    let summary = train_with_progress(&device, &cfg, &data, &args.out, args.resume.as_deref())?;
     if args.training.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {

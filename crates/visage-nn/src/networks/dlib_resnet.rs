@@ -19,6 +19,9 @@ use crate::ops::{
 use crate::tensor::{Layout, Shape, Tensor};
 use crate::NnError;
 
+mod on_device;
+pub use on_device::{DeviceFaceResnet, DEVICE_BATCH};
+
 /// Length of a face descriptor.
 pub const DESCRIPTOR_LEN: usize = 128;
 
@@ -219,14 +222,7 @@ impl FaceResnet {
         chips: &[&[u8]],
         mut times: Option<&mut Vec<Duration>>,
     ) -> Result<Vec<Descriptor>, NnError> {
-        let (rows, cols) = self.input_size;
-        let expected = rows * cols * 3;
-        if let Some((i, chip)) = chips.iter().enumerate().find(|(_, c)| c.len() != expected) {
-            return Err(NnError::Input(format!(
-                "chip {i} has {} bytes, expected {rows}x{cols}x3 = {expected}",
-                chip.len()
-            )));
-        }
+        check_chips(self.input_size, chips)?;
         let mut ws = self
             .workspaces
             .lock()
@@ -386,14 +382,7 @@ impl FaceResnet {
     /// taken after the ReLU fused into them. Memory grows with the chips passed: callers stream
     /// a few at a time.
     pub fn activations(&self, chips: &[&[u8]], capture: &[usize]) -> Result<Vec<Tensor>, NnError> {
-        let (rows, cols) = self.input_size;
-        let expected = rows * cols * 3;
-        if let Some((i, chip)) = chips.iter().enumerate().find(|(_, c)| c.len() != expected) {
-            return Err(NnError::Input(format!(
-                "chip {i} has {} bytes, expected {rows}x{cols}x3 = {expected}",
-                chip.len()
-            )));
-        }
+        check_chips(self.input_size, chips)?;
         if let Some(&bad) = capture.iter().find(|&&i| i >= self.steps.len()) {
             return Err(NnError::Input(format!(
                 "step {bad} does not exist (the network has {} steps)",
@@ -530,6 +519,18 @@ impl FaceResnet {
             ));
         }
         Ok(())
+    }
+}
+
+/// Refuses chips that are not `rows * cols * 3` bytes for an input of (rows, columns).
+fn check_chips((rows, cols): (usize, usize), chips: &[&[u8]]) -> Result<(), NnError> {
+    let expected = rows * cols * 3;
+    match chips.iter().enumerate().find(|(_, c)| c.len() != expected) {
+        Some((i, chip)) => Err(NnError::Input(format!(
+            "chip {i} has {} bytes, expected {rows}x{cols}x3 = {expected}",
+            chip.len()
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -1012,6 +1013,32 @@ mod tests {
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
         assert!(diff < 1e-6, "batch of 1 vs batch of 3: {diff}");
+    }
+
+    /// The burn version (what a GPU runs) computes what the CPU kernels compute: run here on
+    /// burn's CPU backend, over batches that cross [`DEVICE_BATCH`] and include the
+    /// zero-extended residual sums of the downsampling blocks.
+    #[test]
+    fn the_burn_version_matches_the_cpu_kernels() {
+        let model = model();
+        let net = FaceResnet::from_model(&model).unwrap();
+        let on_cpu = net.on_device(&burn::tensor::Device::flex()).unwrap();
+        let chips = chips(DEVICE_BATCH + 2, 5);
+        let refs: Vec<&[u8]> = chips.iter().map(Vec::as_slice).collect();
+        let ours = net.encode_batch(&refs).unwrap();
+        let burns = on_cpu.encode_batch(&refs).unwrap();
+        assert_eq!(burns.len(), refs.len());
+        let worst = ours
+            .iter()
+            .zip(&burns)
+            .flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs()))
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-4, "worst difference: {worst}");
+        assert!(matches!(
+            on_cpu.encode_batch(&[&[0u8; 12][..]]),
+            Err(NnError::Input(_))
+        ));
+        assert!(on_cpu.encode_batch(&[]).unwrap().is_empty());
     }
 
     #[test]

@@ -4,5 +4,6 @@ pub mod dlib_resnet;
 pub mod mobilenet_v2;
 
 pub use dlib_resnet::{
-    Descriptor, FaceResnet, StepGeometry, StepInfo, StepTimes, DESCRIPTOR_LEN, MAX_BATCH,
+    Descriptor, DeviceFaceResnet, FaceResnet, StepGeometry, StepInfo, StepTimes, DESCRIPTOR_LEN,
+    DEVICE_BATCH, MAX_BATCH,
 };

@@ -49,6 +49,16 @@ impl Linear {
         self.inputs
     }
 
+    /// The weights, `inputs * outputs` values, input-major (`weights[i * outputs + o]`).
+    pub fn weights(&self) -> &[f32] {
+        &self.weights
+    }
+
+    /// The per-output biases, if the layer has them.
+    pub fn bias(&self) -> Option<&[f32]> {
+        self.bias.as_deref()
+    }
+
     /// Output length per sample.
     pub fn outputs(&self) -> usize {
         self.outputs

@@ -1,6 +1,7 @@
 //! `visage train faces`: an embedding trained on small grey LFW face chips of the people of 9
 //! folds, tested on the 10th fold's pairs with a threshold chosen on the 9 folds' pairs.
 
+use burn::tensor::Device;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -77,6 +78,7 @@ fn run_in_pool(args: &TrainFacesArgs) -> anyhow::Result<ExitCode> {
         }
         vec![args.test_fold - 1]
     };
+    let device = args.training.device.device.device()?;
     let models = load_models(&args.models)?;
     let start = Instant::now();
     let (chips, stats) = lfw_chips(&models, &pairs, args)?;
@@ -90,7 +92,7 @@ fn run_in_pool(args: &TrainFacesArgs) -> anyhow::Result<ExitCode> {
         } else {
             args.out.clone()
         };
-        let report = train_and_test(&cfg, &split, &chips, &out, args.side)?;
+        let report = train_and_test(&device, &cfg, &split, &chips, &out, args.side)?;
         let report = FoldReport {
             dlib_accuracy: dlib.as_ref().map(|d| d[fold]),
             ..report
@@ -247,6 +249,7 @@ fn dlib_fold_accuracies(
 }
 
 fn train_and_test(
+    device: &Device,
     cfg: &TrainConfig,
     split: &FoldSplit,
     chips: &HashMap<PathBuf, GreyChip>,
@@ -268,7 +271,7 @@ fn train_and_test(
             cfg.classes_per_batch
         );
     }
-    let summary = super::train_with_progress(cfg, &data, out, None)?;
+    let summary = super::train_with_progress(device, cfg, &data, out, None)?;
     let (model, meta) = checkpoint::load(&summary.checkpoint, &checkpoint::plain_device())?;
     let mut images: Vec<&PathBuf> = split
         .train_pairs
