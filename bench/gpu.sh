@@ -27,7 +27,15 @@ fi
 
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/nvidia-smi.txt"
 "$visage" device | tee "$out/devices.txt"
-# shellcheck disable=SC2086
-"$visage" device --check --json ${GPU_IMAGES:+--images $GPU_IMAGES} >"$out/visage.json" || status=$?
-python3 bench/gpu_report.py --visage "$out/visage.json" --json "$out/table.json" | tee "$out/table.md"
+# Each part in its own process under its own time limit, so that a part that fails or hangs
+# costs only its own results.
+parts=()
+for part in encodings training style; do
+    echo "$part ..." >&2
+    # shellcheck disable=SC2086
+    timeout "${PART_TIMEOUT:-240}" "$visage" device --check --only "$part" --json \
+        ${GPU_IMAGES:+--images $GPU_IMAGES} >"$out/$part.json" || status=$?
+    [ -s "$out/$part.json" ] && parts+=(--visage "$out/$part.json")
+done
+python3 bench/gpu_report.py "${parts[@]}" --json "$out/table.json" | tee "$out/table.md" || status=$?
 exit "${status:-0}"

@@ -2,7 +2,7 @@
 """One table from `visage device --check --json` and, where PyTorch with CUDA is installed, the
 same Gatys iteration timed by PyTorch on the same card.
 
-    python3 bench/gpu_report.py --visage visage.json [--repeat 10] [--json out.json]
+    python3 bench/gpu_report.py --visage part.json [--visage part2.json ...] [--repeat 10] [--json out.json]
 
 The PyTorch iteration is the one Visage times: the ImageNet-normalised image through the network
 up to its deepest style layer, the content cost at one layer and Gram-matrix style costs at five,
@@ -88,12 +88,18 @@ def torch_gatys(network, side, repeat, tf32):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--visage", required=True, help="output of visage device --check --json")
+    ap.add_argument("--visage", required=True, action="append",
+                    help="output of visage device --check --json (one per part; repeatable)")
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--json", help="also write the merged table here")
     args = ap.parse_args()
-    with open(args.visage) as f:
-        report = json.load(f)
+    report = {"parity": [], "timings": []}
+    for path in args.visage:
+        with open(path) as f:
+            part = json.load(f)
+        report["gpu"], report["cpu_threads"] = part["gpu"], part["cpu_threads"]
+        report["parity"] += part["parity"]
+        report["timings"] += part["timings"]
 
     torch_note = None
     try:

@@ -162,9 +162,13 @@ fn gpu_device() -> Result<Device, NnError> {
 fn gpu_name() -> Result<String, NnError> {
     let device = gpu_device()?;
     let identity = without_panic("the GPU did not say what it is", || device.identity())?;
-    Ok(identity
-        .map(|i| i.name)
-        .unwrap_or_else(|| "a Vulkan device".into()))
+    Ok(match identity {
+        // No card behind it: a software rasterizer such as Mesa's llvmpipe, which runs
+        // everything on the CPU, far slower than `--device cpu`.
+        Some(i) if i.physical.is_none() => format!("{} (software Vulkan, not a GPU)", i.name),
+        Some(i) => i.name,
+        None => "a Vulkan device".into(),
+    })
 }
 
 #[cfg(test)]

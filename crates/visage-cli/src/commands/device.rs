@@ -68,6 +68,7 @@ pub fn run(args: DeviceCheckArgs) -> anyhow::Result<ExitCode> {
     }
     let card = gpu.context("--check needs a GPU")?;
     let device = Compute::Gpu.device()?;
+    exit_on_worker_panic();
     let repeat = args.repeat.max(1);
     let mut parity = Vec::new();
     let mut timings = Vec::new();
@@ -145,6 +146,20 @@ pub fn run(args: DeviceCheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A panic in one of the GPU backend's worker threads leaves the main thread waiting for its
+/// answer forever; during the check, such a panic ends the process at once, with its message,
+/// so that a script running the parts one by one goes on to the next.
+fn exit_on_worker_panic() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        if std::thread::current().name() != Some("main") {
+            eprintln!("visage: error: a GPU worker thread panicked; stopping the check");
+            std::process::exit(3);
+        }
+    }));
 }
 
 fn print_tables(card: &str, parity: &[Parity], timings: &[Timing]) {
@@ -249,7 +264,7 @@ fn encodings(
         .fold(0f32, f32::max);
     parity.push(Parity {
         what: format!("face encodings, {distinct} {kind}"),
-        measure: "max |GPU - CPU| per coordinate".into(),
+        measure: "max abs(GPU - CPU) per coordinate".into(),
         value: worst as f64,
         limit: ENCODING_TOLERANCE as f64,
         passed: worst <= ENCODING_TOLERANCE && on_gpu.len() == distinct,
