@@ -31,8 +31,9 @@ pub fn center_square(img: &RgbImage, side: u32) -> RgbImage {
     image::imageops::crop_imm(&resized, (nw - side) / 2, (nh - side) / 2, side, side).to_image()
 }
 
-/// MobileNetV2 on a burn device (the CPU's `flex` backend unless loaded elsewhere); layers `features.0` to `features.18`; inputs are
-/// 224x224 centre crops (see [`MobileNetInspector::prepare`]).
+/// MobileNetV2 on a burn device (the CPU's `flex` backend unless loaded elsewhere); layers
+/// `features.0` to `features.18`; inputs are 224x224 centre crops (see
+/// [`MobileNetInspector::prepare`]).
 #[derive(Debug)]
 pub struct MobileNetInspector {
     net: MobileNetV2,
