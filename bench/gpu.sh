@@ -30,11 +30,11 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,m
 # Each part in its own process under its own time limit, so that a part that fails or hangs
 # costs only its own results.
 parts=()
-for part in encodings training style; do
+for part in encodings training style-mobilenet style-vgg19; do
     echo "$part ..." >&2
     # shellcheck disable=SC2086
     timeout "${PART_TIMEOUT:-240}" "$visage" device --check --only "$part" --json \
-        ${GPU_IMAGES:+--images $GPU_IMAGES} >"$out/$part.json" || status=$?
+        ${GPU_IMAGES:+--images $GPU_IMAGES} >"$out/$part.json" 2> >(tee "$out/$part.log" >&2) || status=$?
     [ -s "$out/$part.json" ] && parts+=(--visage "$out/$part.json")
 done
 python3 bench/gpu_report.py "${parts[@]}" --json "$out/table.json" | tee "$out/table.md" || status=$?

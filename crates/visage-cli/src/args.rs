@@ -84,7 +84,8 @@ pub struct DeviceCheckArgs {
     /// Timed repetitions of each benchmark (after one untimed warm-up); the median is reported.
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
-    /// Which parts to run: encodings, style, training (comma-separated; default all).
+    /// Which parts to run: encodings, style (both networks), style-mobilenet, style-vgg19,
+    /// training (comma-separated; default all).
     #[arg(
         long,
         value_delimiter = ',',

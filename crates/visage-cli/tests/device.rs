@@ -68,3 +68,13 @@ fn the_gpu_on_a_build_without_it_is_one_clear_error_before_any_work() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("encoding"));
 }
+
+#[test]
+fn an_unknown_check_part_is_refused_before_the_gpu_is_opened() {
+    let out = visage(&["device", "--check", "--only", "encodings,stlye"]);
+    assert!(!out.status.success());
+    let why = stderr(&out);
+    assert!(why.contains("--only stlye"), "{why}");
+    assert!(why.contains("style-vgg19"), "{why}");
+    assert!(!why.contains("needs a GPU"), "{why}");
+}

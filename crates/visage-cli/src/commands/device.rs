@@ -66,6 +66,19 @@ pub fn run(args: DeviceCheckArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let mut parts: Vec<&str> = Vec::new();
+    // Checked before the GPU is opened: a typo costs no borrowed machine time.
+    for part in &args.only {
+        match part.trim() {
+            // Each network alone too: on a fresh GPU, compiling and autotuning VGG19's kernels
+            // can take minutes, and a script may give each its own time limit.
+            "style" => parts.extend(["style-mobilenet", "style-vgg19"]),
+            p @ ("encodings" | "style-mobilenet" | "style-vgg19" | "training") => parts.push(p),
+            _ => bail!(
+                "--only {part}: expected encodings, style, style-mobilenet, style-vgg19 or training"
+            ),
+        }
+    }
     let card = gpu.context("--check needs a GPU")?;
     let device = Compute::Gpu.device()?;
     exit_on_worker_panic();
@@ -73,22 +86,31 @@ pub fn run(args: DeviceCheckArgs) -> anyhow::Result<ExitCode> {
     let mut parity = Vec::new();
     let mut timings = Vec::new();
 
-    for part in &args.only {
-        if !["encodings", "style", "training"].contains(&part.trim()) {
-            bail!("--only {part}: expected encodings, style or training");
-        }
-    }
-    for part in &args.only {
+    for part in parts {
         eprintln!("{part} on {card} ...");
         let (before, timed_before) = (parity.len(), timings.len());
         // A part that fails (or panics inside the GPU backend) is a failed test; the others
         // still run, so that one run on a borrowed machine says as much as it can.
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match part.trim() {
-                "encodings" => encodings(&args, repeat, &mut parity, &mut timings),
-                "style" => style(&args, &device, repeat, &mut parity, &mut timings),
-                _ => training(&device, repeat, &mut parity, &mut timings),
-            }));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match part {
+            "encodings" => encodings(&args, repeat, &mut parity, &mut timings),
+            "style-mobilenet" => style(
+                StyleNetwork::MobileNetV2,
+                &args,
+                &device,
+                repeat,
+                &mut parity,
+                &mut timings,
+            ),
+            "style-vgg19" => style(
+                StyleNetwork::Vgg19,
+                &args,
+                &device,
+                repeat,
+                &mut parity,
+                &mut timings,
+            ),
+            _ => training(&device, repeat, &mut parity, &mut timings),
+        }));
         let failure = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(format!("{e:#}")),
@@ -313,7 +335,25 @@ fn worst_relative(a: &[f64], b: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The loss networks of the style check.
+#[derive(Debug, Clone, Copy)]
+enum StyleNetwork {
+    MobileNetV2,
+    Vgg19,
+}
+
+/// Runs `work`, saying on stderr what it is and, when done, how many seconds it took: when a
+/// time limit stops the check, the last line says where.
+fn stage<T>(what: &str, work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    eprintln!("  {what} ...");
+    let start = Instant::now();
+    let out = work()?;
+    eprintln!("  {what}: {:.1} s", start.elapsed().as_secs_f64());
+    Ok(out)
+}
+
 fn style(
+    network: StyleNetwork,
     args: &DeviceCheckArgs,
     device: &Device,
     repeat: usize,
@@ -324,38 +364,45 @@ fn style(
     let cpu = Compute::Cpu.device()?.autodiff();
     let gpu = device.clone().autodiff();
     // The smallest sides whose style images fill the deepest style layer's receptive field.
-    let networks = [
-        ("VGG19", LossNetwork::vgg19_random(&cpu), 160),
-        ("MobileNetV2", LossNetwork::mobilenet_v2_random(&cpu)?, 272),
-    ];
-    for (name, on_cpu, side) in &networks {
-        let on_gpu = on_cpu.to_device(&gpu);
-        let iterations = 10;
-        let curve = |net| -> anyhow::Result<Vec<f64>> {
-            Ok(style_curve(net, *side, iterations)?
-                .iter()
-                .map(|p| p.0)
-                .collect())
-        };
-        let worst = worst_relative(&curve(on_cpu)?, &curve(&on_gpu)?);
-        parity.push(Parity {
-            what: format!("{name} Gatys loss curve, {iterations} Adam iterations at {side} px"),
-            measure: "max relative difference of the total cost".into(),
-            value: worst,
-            limit: CURVE_TOLERANCE,
-            passed: worst <= CURVE_TOLERANCE,
+    let (name, on_cpu, side) = match network {
+        StyleNetwork::Vgg19 => ("VGG19", LossNetwork::vgg19_random(&cpu), 160),
+        StyleNetwork::MobileNetV2 => ("MobileNetV2", LossNetwork::mobilenet_v2_random(&cpu)?, 272),
+    };
+    let on_gpu = on_cpu.to_device(&gpu);
+    let iterations = 10;
+    let curve = |net| -> anyhow::Result<Vec<f64>> {
+        Ok(style_curve(net, side, iterations)?
+            .iter()
+            .map(|p| p.0)
+            .collect())
+    };
+    let on_cpu_curve = stage(&format!("{name} at {side} px on the CPU"), || {
+        curve(&on_cpu)
+    })?;
+    let on_gpu_curve = stage(
+        &format!("{name} at {side} px on the GPU (compiles and autotunes its kernels)"),
+        || curve(&on_gpu),
+    )?;
+    let worst = worst_relative(&on_cpu_curve, &on_gpu_curve);
+    parity.push(Parity {
+        what: format!("{name} Gatys loss curve, {iterations} Adam iterations at {side} px"),
+        measure: "max relative difference of the total cost".into(),
+        value: worst,
+        limit: CURVE_TOLERANCE,
+        passed: worst <= CURVE_TOLERANCE,
+    });
+    for &side in &args.sizes {
+        // The first iteration also compiles and autotunes the GPU's kernels.
+        let curve = stage(&format!("{name} at {side} px on the GPU"), || {
+            style_curve(&on_gpu, side, repeat + 1)
+        })?;
+        let gpu = median(curve.iter().skip(1).map(|p| p.1).collect());
+        timings.push(Timing {
+            what: format!("Gatys iteration, {name}, {side}x{side}"),
+            unit: "iteration (forward, backward, Adam)".into(),
+            gpu_seconds: gpu,
+            cpu_seconds: None,
         });
-        for &side in &args.sizes {
-            // The first iteration also compiles and autotunes the GPU's kernels.
-            let curve = style_curve(&on_gpu, side, repeat + 1)?;
-            let gpu = median(curve.iter().skip(1).map(|p| p.1).collect());
-            timings.push(Timing {
-                what: format!("Gatys iteration, {name}, {side}x{side}"),
-                unit: "iteration (forward, backward, Adam)".into(),
-                gpu_seconds: gpu,
-                cpu_seconds: None,
-            });
-        }
     }
     Ok(())
 }
