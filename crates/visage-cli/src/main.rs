@@ -11,6 +11,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     restore_default_sigpipe();
+    visage_nn::reuse_freed_buffers();
     let cli = args::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,

@@ -10,6 +10,8 @@
 //! * [`layers`]: a small `Sequential` network of those ops, for training small models.
 //! * [`optim`]: Adam and L-BFGS.
 //! * [`device`]: where burn tensors run, CPU or GPU ([`Compute`]).
+//! * [`reuse_freed_buffers`]: the allocator policy that keeps large buffers from being mapped
+//!   and zeroed afresh on every step.
 //!
 //! Kernels use the current rayon thread pool; run them inside `ThreadPool::install` to choose
 //! the number of threads.
@@ -19,6 +21,7 @@ mod error;
 mod float;
 pub mod grad;
 pub mod layers;
+mod memory;
 pub mod networks;
 pub mod ops;
 pub mod optim;
@@ -27,6 +30,7 @@ mod tensor;
 pub use device::Compute;
 pub use error::NnError;
 pub use float::Float;
+pub use memory::reuse_freed_buffers;
 pub use networks::{
     Descriptor, DeviceFaceResnet, FaceResnet, DESCRIPTOR_LEN, DEVICE_BATCH, MAX_BATCH,
 };

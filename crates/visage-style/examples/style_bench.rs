@@ -12,9 +12,9 @@
 use std::path::PathBuf;
 
 use burn::tensor::Device;
+use visage_nn::reuse_freed_buffers;
 use visage_style::{
-    reuse_freed_buffers, stylize, timing_image, LossNetwork, Optimizer, Quiet, StyleImage,
-    StyleOptions,
+    stylize, timing_image, LossNetwork, Optimizer, Quiet, StyleImage, StyleOptions,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

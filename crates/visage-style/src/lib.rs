@@ -22,6 +22,6 @@ pub mod vgg19;
 pub use error::StyleError;
 pub use network::{LossNetwork, NetworkKind};
 pub use transfer::{
-    peak_memory_bytes, reuse_freed_buffers, stylize, timing_image, Init, IterationRecord,
-    NetworkDefaults, Observer, Optimizer, Quiet, StyleImage, StyleOptions, StyleReport,
+    peak_memory_bytes, stylize, timing_image, Init, IterationRecord, NetworkDefaults, Observer,
+    Optimizer, Quiet, StyleImage, StyleOptions, StyleReport,
 };

@@ -181,23 +181,6 @@ pub fn peak_memory_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Asks the C allocator to keep freed buffers of up to 32 MiB for reuse instead of handing them
-/// back to the system, for the whole process (glibc on Linux; elsewhere nothing changes).
-///
-/// Every iteration allocates and frees the same few-megabyte activation and gradient buffers.
-/// By default glibc maps buffers that large afresh each time, and the kernel zeroes their pages
-/// on first touch: on the development machine that made one run in three take 0.35 s per
-/// MobileNetV2 iteration at 512x512 instead of 0.21 s. The peak memory stays the same.
-pub fn reuse_freed_buffers() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; both values are within glibc's limits
-    // (the mmap threshold's maximum is 32 MiB on 64-bit systems).
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-    }
-}
-
 /// Defaults per network, chosen by looking at results (docs/STYLE.md): layers, α, β, TV.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetworkDefaults {

@@ -1,4 +1,6 @@
-//! Times training steps of the Conv-4 embedding net on burn's flex backend.
+//! Times training steps of the Conv-4 embedding net on burn's flex backend, with the allocator
+//! policy of the `visage` binary (`visage_nn::reuse_freed_buffers`); pass `--default-allocator`
+//! after the batch size to see the difference.
 use std::time::Instant;
 
 use burn::optim::{AdamConfig, GradientsParams};
@@ -6,6 +8,9 @@ use burn::tensor::{Device, Distribution, Tensor};
 use visage_train::model::{EmbeddingNet, NetConfig};
 
 fn main() {
+    if std::env::args().nth(2).as_deref() != Some("--default-allocator") {
+        visage_nn::reuse_freed_buffers();
+    }
     let device = Device::flex().autodiff();
     let batch: usize = std::env::args()
         .nth(1)

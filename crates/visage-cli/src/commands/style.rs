@@ -20,7 +20,6 @@ const MOBILENET_FILE: &str = "mobilenet_v2/mobilenet_v2-b0353104.pth";
 
 /// Runs `visage style`.
 pub fn run(args: StyleArgs) -> anyhow::Result<ExitCode> {
-    visage_style::reuse_freed_buffers();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.unwrap_or(0))
         .build()
