@@ -1093,9 +1093,11 @@ pub struct FewshotEvalArgs {
     /// Directory holding runNN/ directories.
     #[arg(long, value_name = "DIR")]
     pub runs: PathBuf,
-    /// A checkpoint written by `visage train omniglot`.
-    #[arg(long, value_name = "CKPT")]
-    pub model: PathBuf,
+    /// A checkpoint written by `visage train omniglot`; several (repeat the flag or list them)
+    /// vote together, each one's scores turned into probabilities over the run's classes and
+    /// multiplied.
+    #[arg(long, value_name = "CKPT", num_args = 1.., required = true)]
+    pub model: Vec<PathBuf>,
     /// Embed every image as the mean over its copies shifted by up to this many pixels each
     /// way, (2N+1)² copies (test-time augmentation; 0 = off).
     #[arg(long, default_value_t = 0, value_name = "PIXELS")]

@@ -112,6 +112,23 @@ fn train_evaluate_and_resume_a_tiny_classifier_embedding() {
     let resumed = json(&visage(&resume));
     assert_eq!(resumed["steps_done"], 6);
 
+    // Two checkpoints vote together; each is described.
+    let ensemble = json(&visage(&[
+        "fewshot",
+        "eval",
+        "--runs",
+        path(&runs),
+        "--model",
+        path(&model),
+        path(&model),
+        "--json",
+    ]));
+    assert_eq!(ensemble["items"].as_u64(), Some(10));
+    let members = ensemble["models"].as_array().expect("models");
+    assert_eq!(members.len(), 2, "{ensemble}");
+    assert_eq!(members[1]["train_steps"], 6);
+    assert!(ensemble.get("method").is_none(), "{ensemble}");
+
     // Mirrored characters (and mirrored rotations) double the classes.
     let mirrored_run = dir.path().join("mirrored");
     let mut mirrored = args("1");

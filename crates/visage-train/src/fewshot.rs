@@ -101,7 +101,10 @@ pub struct FewShotResult {
     pub accuracy: f64,
     /// Accuracy of each run, in run order.
     pub per_run: Vec<f64>,
-    /// How items were compared: `distance` (nearest embedding) or `pair-head`.
+    /// Models that voted (1 unless an ensemble was evaluated).
+    pub models: usize,
+    /// How items were compared: `distance` (nearest embedding) or `pair-head`, or the
+    /// members' ways joined by `+`.
     pub scorer: String,
     /// The test-time augmentation used.
     pub augmentation: TestTimeAugmentation,
@@ -283,30 +286,84 @@ fn scores(
     Ok(total)
 }
 
-/// N-way one-shot accuracy of `model` over `runs`, every pair compared under `augmentation`.
+/// One model of an evaluation: its network and the settings it was trained with (which fix
+/// how images are framed and compared).
+#[derive(Debug, Clone, Copy)]
+pub struct Member<'a> {
+    /// The trained network (and pair head, if any).
+    pub model: &'a SimilarityModel,
+    /// Its training settings.
+    pub config: &'a TrainConfig,
+}
+
+/// `row` (scores, larger = more similar) as log-probabilities over the classes: the softmax
+/// that prototypical training fits, which puts models whose distances have different scales
+/// on one footing.
+fn log_softmax(row: &[f32]) -> Vec<f32> {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_sum = row.iter().map(|s| (s - max).exp()).sum::<f32>().ln() + max;
+    row.iter().map(|s| s - log_sum).collect()
+}
+
+/// N-way one-shot accuracy over `runs` of one model or of several together, every pair
+/// compared under `augmentation`. Several models vote as a product of experts: each one's
+/// scores (averaged over the views) become log-probabilities over the run's classes, and
+/// those are summed; one model decides by its own scores.
 pub fn evaluate(
-    model: &SimilarityModel,
-    config: &TrainConfig,
+    members: &[Member],
     runs: &[Run],
     augmentation: TestTimeAugmentation,
 ) -> Result<FewShotResult, TrainError> {
     augmentation.validate()?;
-    config.framing.validate()?;
-    let side = config.net.input_size;
-    let load = |paths: &mut dyn Iterator<Item = &PathBuf>| {
-        paths
-            .map(|p| load_image(p, side, config.framing))
-            .collect::<Result<Vec<_>, _>>()
+    if members.is_empty() {
+        return Err(TrainError::Config("no model to evaluate".into()));
+    }
+    for m in members {
+        m.config.framing.validate()?;
+    }
+    let member_scores = |m: &Member, run: &Run| -> Result<Vec<Vec<f32>>, TrainError> {
+        let side = m.config.net.input_size;
+        let load = |paths: &mut dyn Iterator<Item = &PathBuf>| {
+            paths
+                .map(|p| load_image(p, side, m.config.framing))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let training = load(&mut run.training.iter())?;
+        let tests = load(&mut run.tests.iter().map(|t| &t.0))?;
+        scores(m.model, m.config, &training, &tests, augmentation)
     };
     // Runs are independent: score them side by side on the worker threads (the same result
     // whatever their number).
     let correct_per_run: Vec<usize> = runs
         .par_iter()
         .map(|run| {
-            let training = load(&mut run.training.iter())?;
-            let tests = load(&mut run.tests.iter().map(|t| &t.0))?;
-            let s = scores(model, config, &training, &tests, augmentation)?;
-            Ok(s.iter()
+            let mut total: Vec<Vec<f32>> = Vec::new();
+            for m in members {
+                let s = member_scores(m, run)?;
+                if members.len() == 1 {
+                    total = s;
+                    break;
+                }
+                let s: Vec<Vec<f32>> = s
+                    .iter()
+                    .map(|row| {
+                        let mean: Vec<f32> = row
+                            .iter()
+                            .map(|v| v / augmentation.symmetries as f32)
+                            .collect();
+                        log_softmax(&mean)
+                    })
+                    .collect();
+                if total.is_empty() {
+                    total = s;
+                } else {
+                    for (t, row) in total.iter_mut().zip(s) {
+                        t.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+                    }
+                }
+            }
+            Ok(total
+                .iter()
                 .zip(&run.tests)
                 .filter(|(row, (_, truth))| {
                     let best = row
@@ -326,6 +383,17 @@ pub fn evaluate(
         .collect();
     let items = runs.iter().map(|r| r.tests.len()).sum();
     let correct = correct_per_run.iter().sum();
+    let mut scorers: Vec<&str> = members
+        .iter()
+        .map(|m| {
+            if m.model.head.is_some() {
+                "pair-head"
+            } else {
+                "distance"
+            }
+        })
+        .collect();
+    scorers.dedup();
     Ok(FewShotResult {
         runs: runs.len(),
         ways: runs.iter().map(|r| r.training.len()).max().unwrap_or(0),
@@ -333,11 +401,8 @@ pub fn evaluate(
         correct,
         accuracy: correct as f64 / items.max(1) as f64,
         per_run,
-        scorer: if model.head.is_some() {
-            "pair-head".into()
-        } else {
-            "distance".into()
-        },
+        models: members.len(),
+        scorer: scorers.join("+"),
         augmentation,
     })
 }

@@ -11,7 +11,9 @@ use visage_train::data::{
     character_dirs, character_images, load_image, load_omniglot, Class, Dataset, Framing,
     InkMoments,
 };
-use visage_train::fewshot::{build_runs, evaluate, read_runs, RunSpec, TestTimeAugmentation};
+use visage_train::fewshot::{
+    build_runs, evaluate, read_runs, Member, RunSpec, TestTimeAugmentation,
+};
 use visage_train::mining::Miner;
 use visage_train::model::{NetConfig, PairFeatures};
 use visage_train::train::{embed, train, Method, TrainConfig};
@@ -253,17 +255,25 @@ fn fewshot_eval_reads_a_tiny_run_layout_and_beats_chance() {
     let cfg = tiny_config(Method::Proto { shots: 1 }, 60);
     let s = train(&cfg, &data, model_dir.path(), None, &mut |_| {}).unwrap();
     let (model, meta) = checkpoint::load(&s.checkpoint, &checkpoint::plain_device()).unwrap();
-    let result = evaluate(&model, &meta.config, &runs, TestTimeAugmentation::NONE).unwrap();
+    let member = Member {
+        model: &model,
+        config: &meta.config,
+    };
+    let result = evaluate(&[member], &runs, TestTimeAugmentation::NONE).unwrap();
     assert_eq!((result.items, result.ways), (20, 5));
     // Chance is 20%.
     assert!(result.accuracy >= 0.4, "{result:?}");
+    // A model voting with itself decides as it does alone.
+    let twice = evaluate(&[member, member], &runs, TestTimeAugmentation::NONE).unwrap();
+    assert_eq!((twice.models, twice.correct), (2, result.correct));
+    assert!(evaluate(&[], &runs, TestTimeAugmentation::NONE).is_err());
 
     // Under all eight symmetries with shifts the items are the same, and still well above chance.
     let views = TestTimeAugmentation {
         shifts: 1,
         symmetries: 8,
     };
-    let viewed = evaluate(&model, &meta.config, &runs, views).unwrap();
+    let viewed = evaluate(&[member], &runs, views).unwrap();
     assert_eq!((viewed.items, viewed.augmentation), (20, views));
     assert!(viewed.accuracy >= 0.4, "{viewed:?}");
     for bad in [
@@ -276,10 +286,7 @@ fn fewshot_eval_reads_a_tiny_run_layout_and_beats_chance() {
             symmetries: 1,
         },
     ] {
-        assert!(
-            evaluate(&model, &meta.config, &runs, bad).is_err(),
-            "{bad:?}"
-        );
+        assert!(evaluate(&[member], &runs, bad).is_err(), "{bad:?}");
     }
 }
 

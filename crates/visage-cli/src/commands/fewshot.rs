@@ -6,7 +6,9 @@ use anyhow::{bail, Context};
 use serde_json::json;
 use visage_train::checkpoint;
 use visage_train::data::alphabets;
-use visage_train::fewshot::{build_runs, evaluate, read_runs, RunSpec, TestTimeAugmentation};
+use visage_train::fewshot::{
+    build_runs, evaluate, read_runs, Member, RunSpec, TestTimeAugmentation,
+};
 
 use crate::args::{FewshotArgs, FewshotBuildRunsArgs, FewshotCommand, FewshotEvalArgs};
 
@@ -26,30 +28,62 @@ fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
         .validate()
         .with_context(|| format!("--shifts {} --symmetries {}", args.shifts, args.symmetries))?;
     let runs = read_runs(&args.runs)?;
-    let (model, meta) = checkpoint::load(&args.model, &burn_device())
-        .with_context(|| format!("cannot load the model {}", args.model.display()))?;
-    let result = evaluate(&model, &meta.config, &runs, augmentation)?;
+    let loaded = args
+        .model
+        .iter()
+        .map(|path| {
+            checkpoint::load(path, &burn_device())
+                .with_context(|| format!("cannot load the model {}", path.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let members: Vec<Member> = loaded
+        .iter()
+        .map(|(model, meta)| Member {
+            model,
+            config: &meta.config,
+        })
+        .collect();
+    let result = evaluate(&members, &runs, augmentation)?;
+    let methods: Vec<&str> = loaded.iter().map(|(_, m)| m.config.method.name()).collect();
     if args.json {
-        println!(
-            "{}",
-            json!({
-                "runs": result.runs, "ways": result.ways, "items": result.items,
-                "correct": result.correct, "accuracy": result.accuracy,
-                "per_run": result.per_run, "scorer": result.scorer,
-                "method": meta.config.method.name(), "train_steps": meta.step,
-                "train_seconds": meta.train_seconds, "shifts": args.shifts,
-                "symmetries": args.symmetries, "framing": meta.config.framing,
+        let described: Vec<_> = args
+            .model
+            .iter()
+            .zip(&loaded)
+            .map(|(path, (_, meta))| {
+                json!({
+                    "model": path, "method": meta.config.method.name(), "train_steps": meta.step,
+                    "train_seconds": meta.train_seconds, "framing": meta.config.framing,
+                })
             })
-        );
+            .collect();
+        let mut out = json!({
+            "runs": result.runs, "ways": result.ways, "items": result.items,
+            "correct": result.correct, "accuracy": result.accuracy,
+            "per_run": result.per_run, "scorer": result.scorer,
+            "shifts": args.shifts, "symmetries": args.symmetries, "models": described,
+        });
+        // One model: its description at the top level too, as before ensembles.
+        if let ([only], Some(object)) = (&described[..], out.as_object_mut()) {
+            for key in ["method", "train_steps", "train_seconds", "framing"] {
+                object.insert(key.into(), only[key].clone());
+            }
+        }
+        println!("{out}");
     } else {
         println!(
-            "{}-way one-shot: {:.2}% ({} of {} items over {} runs; {} model, {} scorer)",
+            "{}-way one-shot: {:.2}% ({} of {} items over {} runs; {} {}, {} scorer)",
             result.ways,
             result.accuracy * 100.0,
             result.correct,
             result.items,
             result.runs,
-            meta.config.method.name(),
+            methods.join("+"),
+            if methods.len() == 1 {
+                "model"
+            } else {
+                "models"
+            },
             result.scorer
         );
     }
