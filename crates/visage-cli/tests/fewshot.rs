@@ -112,23 +112,6 @@ fn train_evaluate_and_resume_a_tiny_classifier_embedding() {
     let resumed = json(&visage(&resume));
     assert_eq!(resumed["steps_done"], 6);
 
-    // Two checkpoints vote together; each is described.
-    let ensemble = json(&visage(&[
-        "fewshot",
-        "eval",
-        "--runs",
-        path(&runs),
-        "--model",
-        path(&model),
-        path(&model),
-        "--json",
-    ]));
-    assert_eq!(ensemble["items"].as_u64(), Some(10));
-    let members = ensemble["models"].as_array().expect("models");
-    assert_eq!(members.len(), 2, "{ensemble}");
-    assert_eq!(members[1]["train_steps"], 6);
-    assert!(ensemble.get("method").is_none(), "{ensemble}");
-
     // Mirrored characters (and mirrored rotations) double the classes.
     let mirrored_run = dir.path().join("mirrored");
     let mut mirrored = args("1");
@@ -146,6 +129,32 @@ fn train_evaluate_and_resume_a_tiny_classifier_embedding() {
         serde_json::json!({"kind": "centred", "radius": 0.25})
     );
     assert_eq!(resumed["config"]["framing"]["kind"], "as-drawn");
+
+    // Two checkpoints vote together, each framing the images its own way, each described.
+    let mirrored_model = mirrored_run.join("model.safetensors");
+    let ensemble = json(&visage(&[
+        "fewshot",
+        "eval",
+        "--json",
+        "--runs",
+        path(&runs),
+        "--model",
+        path(&model),
+        path(&mirrored_model),
+    ]));
+    assert_eq!(ensemble["items"].as_u64(), Some(10));
+    let members = ensemble["models"].as_array().expect("models");
+    let described: Vec<_> = members
+        .iter()
+        .map(|m| (m["train_steps"].clone(), m["framing"]["kind"].clone()))
+        .collect();
+    assert_eq!(
+        described,
+        [(6.into(), "as-drawn".into()), (1.into(), "centred".into())],
+        "{ensemble}"
+    );
+    // One model's fields sit at the top level only when there is one.
+    assert!(ensemble.get("method").is_none(), "{ensemble}");
 }
 
 #[test]

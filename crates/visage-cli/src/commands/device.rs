@@ -35,6 +35,21 @@ struct Parity {
     passed: bool,
 }
 
+impl Parity {
+    /// The test that the GPU's curve of `quantity` follows the CPU's within
+    /// [`CURVE_TOLERANCE`], point by point.
+    fn of_curves(what: String, quantity: &str, cpu: &[f64], gpu: &[f64]) -> Self {
+        let worst = worst_relative(cpu, gpu);
+        Self {
+            what,
+            measure: format!("max relative difference of {quantity}"),
+            value: worst,
+            limit: CURVE_TOLERANCE,
+            passed: worst <= CURVE_TOLERANCE,
+        }
+    }
+}
+
 /// One benchmark: the median seconds of one unit of work on each device.
 #[derive(Debug, Serialize)]
 struct Timing {
@@ -383,14 +398,12 @@ fn style(
         &format!("{name} at {side} px on the GPU (compiles and autotunes its kernels)"),
         || curve(&on_gpu),
     )?;
-    let worst = worst_relative(&on_cpu_curve, &on_gpu_curve);
-    parity.push(Parity {
-        what: format!("{name} Gatys loss curve, {iterations} Adam iterations at {side} px"),
-        measure: "max relative difference of the total cost".into(),
-        value: worst,
-        limit: CURVE_TOLERANCE,
-        passed: worst <= CURVE_TOLERANCE,
-    });
+    parity.push(Parity::of_curves(
+        format!("{name} Gatys loss curve, {iterations} Adam iterations at {side} px"),
+        "the total cost",
+        &on_cpu_curve,
+        &on_gpu_curve,
+    ));
     for &side in &args.sizes {
         // The first iteration also compiles and autotunes the GPU's kernels.
         let curve = stage(&format!("{name} at {side} px on the GPU"), || {
@@ -497,14 +510,12 @@ fn training(
     let steps = 5.max(repeat + 1);
     let (cpu_losses, cpu_times) = triplet_run(&Compute::Cpu.device()?, &data, steps)?;
     let (gpu_losses, gpu_times) = triplet_run(device, &data, steps)?;
-    let worst = worst_relative(&cpu_losses, &gpu_losses);
-    parity.push(Parity {
-        what: format!("triplet training (semi-hard, 32x4 batches), {steps} steps"),
-        measure: "max relative difference of the loss".into(),
-        value: worst,
-        limit: CURVE_TOLERANCE,
-        passed: worst <= CURVE_TOLERANCE,
-    });
+    parity.push(Parity::of_curves(
+        format!("triplet training (semi-hard, 32x4 batches), {steps} steps"),
+        "the loss",
+        &cpu_losses,
+        &gpu_losses,
+    ));
     timings.push(Timing {
         what: "triplet training step, Conv-4 on 28x28, 32x4 batch".into(),
         unit: "step (forward, mining, backward, Adam)".into(),
