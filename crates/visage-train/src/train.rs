@@ -129,7 +129,7 @@ impl TrainConfig {
         let (classes, images, steps, lr) = match method {
             Method::Triplet { .. } => (32, 4, 1000, 1e-3),
             Method::Pair { .. } => (32, 4, 1000, 1e-3),
-            Method::Proto { .. } => (60, 5, 2000, 1e-3),
+            Method::Proto { .. } => (60, 5, 3000, 1e-3),
             Method::Classify { .. } => (64, 2, 1000, 1e-3),
         };
         Self {
