@@ -337,31 +337,25 @@ pub fn evaluate(
     let correct_per_run: Vec<usize> = runs
         .par_iter()
         .map(|run| {
-            let mut total: Vec<Vec<f32>> = Vec::new();
-            for m in members {
-                let s = member_scores(m, run)?;
-                if members.len() == 1 {
-                    total = s;
-                    break;
-                }
-                let s: Vec<Vec<f32>> = s
-                    .iter()
-                    .map(|row| {
-                        let mean: Vec<f32> = row
-                            .iter()
-                            .map(|v| v / augmentation.symmetries as f32)
-                            .collect();
-                        log_softmax(&mean)
-                    })
-                    .collect();
-                if total.is_empty() {
-                    total = s;
-                } else {
-                    for (t, row) in total.iter_mut().zip(s) {
-                        t.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+            // One model decides by its own scores; several add their log-probabilities.
+            let total = match members {
+                [only] => member_scores(only, run)?,
+                _ => {
+                    let mut total = vec![vec![0.0f32; run.training.len()]; run.tests.len()];
+                    for m in members {
+                        for (t, row) in total.iter_mut().zip(member_scores(m, run)?) {
+                            let mean: Vec<f32> = row
+                                .iter()
+                                .map(|v| v / augmentation.symmetries as f32)
+                                .collect();
+                            t.iter_mut()
+                                .zip(log_softmax(&mean))
+                                .for_each(|(a, b)| *a += b);
+                        }
                     }
+                    total
                 }
-            }
+            };
             Ok(total
                 .iter()
                 .zip(&run.tests)
