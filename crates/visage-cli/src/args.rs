@@ -934,9 +934,19 @@ pub struct TrainingOptions {
     /// Do not distort training images (small random affine maps, and flips for faces).
     #[arg(long, conflicts_with = "distortion")]
     pub no_augment: bool,
-    /// Scale every range of the random distortions by this factor (1: the defaults).
+    /// Scale every range of the random distortions, the warp's included, by this factor (1:
+    /// the defaults).
     #[arg(long, value_name = "FACTOR")]
     pub distortion: Option<f64>,
+    /// Bend every training image by a smooth random warp whose displacements have this root
+    /// mean square, as a fraction of the side (default: 0.06 for proto on Omniglot, else 0;
+    /// 0: none).
+    #[arg(long, value_name = "FRACTION", conflicts_with = "no_augment")]
+    pub elastic: Option<f64>,
+    /// Standard deviation of the Gaussian that smooths the warp, as a fraction of the side
+    /// (default 0.12).
+    #[arg(long, value_name = "FRACTION", conflicts_with = "no_augment")]
+    pub elastic_smoothing: Option<f64>,
     /// Seed of initialisation, sampling and augmentation.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -197,8 +197,8 @@ fn bad_training_and_evaluation_input_is_refused_clearly() {
         );
     }
 
-    // A radius of gyration beyond half the side, a radius for drawings left as drawn, or a
-    // distortion factor that is not a number.
+    // A radius of gyration beyond half the side, a radius for drawings left as drawn, a
+    // distortion factor that is not a number, or a warp beyond its range.
     let run3 = dir.path().join("run3");
     for (extra, says) in [
         (&["--ink-radius", "0.9"][..], "ink radius of 0.9"),
@@ -207,6 +207,11 @@ fn bad_training_and_evaluation_input_is_refused_clearly() {
             "--ink-radius needs --framing centred",
         ),
         (&["--distortion", "nan"][..], "--distortion must be"),
+        (&["--elastic", "0.7"][..], "--elastic must be"),
+        (
+            &["--elastic-smoothing", "0"][..],
+            "--elastic-smoothing must be",
+        ),
     ] {
         let mut args = vec![
             "train",

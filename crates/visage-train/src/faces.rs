@@ -15,6 +15,8 @@ pub const FACE_AUGMENT: Augment = Augment {
     shear: 0.03,
     translate: 0.04,
     flip: true,
+    elastic: 0.0,
+    elastic_smoothing: 0.0,
 };
 
 /// Default optimizer steps for faces: a few minutes on two cores at 32x32.

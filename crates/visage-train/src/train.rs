@@ -144,7 +144,10 @@ impl TrainConfig {
             images_per_class: images,
             rotations: true,
             mirrors: matches!(method, Method::Proto { .. }),
-            augment: Augment::OMNIGLOT,
+            augment: match method {
+                Method::Proto { .. } => Augment::OMNIGLOT_WARPED,
+                _ => Augment::OMNIGLOT,
+            },
             seed: 1,
             checkpoint_every: 250,
             collapse_window: 50,
@@ -909,7 +912,8 @@ mod tests {
     }
 
     #[test]
-    fn settings_saved_before_framing_and_wide_last_blocks_read_as_drawn_and_uniform() {
+    fn settings_saved_before_framing_wide_last_blocks_and_warps_read_as_drawn_uniform_and_unwarped()
+    {
         let mut saved = serde_json::to_value(TrainConfig::omniglot(Method::Proto { shots: 1 }))
             .expect("serialises");
         let fields = saved.as_object_mut().expect("an object");
@@ -919,7 +923,14 @@ mod tests {
             .and_then(|n| n.as_object_mut())
             .expect("net");
         assert_eq!(net.remove("last_channels"), Some(PROTO_EMBEDDING.into()));
+        let augment = fields
+            .get_mut("augment")
+            .and_then(|n| n.as_object_mut())
+            .expect("augment");
+        assert!(augment.remove("elastic").is_some());
+        assert!(augment.remove("elastic_smoothing").is_some());
         let read: TrainConfig = serde_json::from_value(saved).expect("reads");
+        assert_eq!(read.augment.elastic, 0.0);
         assert_eq!(read.framing, Framing::AsDrawn);
         assert_eq!(read.net, NetConfig::default());
         assert_eq!(read.net.embedding_dim(), 64);

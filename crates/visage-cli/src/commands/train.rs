@@ -89,6 +89,21 @@ fn apply_options(c: &mut TrainConfig, o: &TrainingOptions) -> anyhow::Result<()>
         }
         c.augment = c.augment.scaled(f);
     }
+    if let Some(rms) = o.elastic {
+        if !rms.is_finite() || !(0.0..=0.5).contains(&rms) {
+            bail!("--elastic must be a fraction of the side from 0 to 0.5");
+        }
+        c.augment.elastic = rms;
+        if c.augment.elastic_smoothing == 0.0 {
+            c.augment.elastic_smoothing = Augment::OMNIGLOT_WARPED.elastic_smoothing;
+        }
+    }
+    if let Some(sigma) = o.elastic_smoothing {
+        if !sigma.is_finite() || !(0.01..=1.0).contains(&sigma) {
+            bail!("--elastic-smoothing must be a fraction of the side from 0.01 to 1");
+        }
+        c.augment.elastic_smoothing = sigma;
+    }
     c.seed = o.seed;
     Ok(())
 }
