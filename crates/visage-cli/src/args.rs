@@ -940,7 +940,7 @@ pub struct TrainingOptions {
     pub distortion: Option<f64>,
     /// Bend every training image by a smooth random warp whose displacements have this root
     /// mean square, as a fraction of the side (default: 0.06 for proto on Omniglot, else 0;
-    /// 0: none).
+    /// 0: none; taken as given, not scaled by --distortion).
     #[arg(long, value_name = "FRACTION", conflicts_with = "no_augment")]
     pub elastic: Option<f64>,
     /// Standard deviation of the Gaussian that smooths the warp, as a fraction of the side
