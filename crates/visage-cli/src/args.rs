@@ -931,6 +931,11 @@ pub struct TrainingOptions {
     /// else --channels).
     #[arg(long)]
     pub last_channels: Option<usize>,
+    /// How the last block pools its map: `halve` (2x2, as every block; at 28 pixels its 3x3
+    /// map loses a row and a column), `global` (the maximum over the whole map) or `keep`
+    /// (no pooling: the whole map flattened, channels x 9 values at 28 pixels).
+    #[arg(long, value_name = "halve|global|keep")]
+    pub last_pool: Option<visage_train::model::LastPool>,
     /// Do not distort training images (small random affine maps, and flips for faces).
     #[arg(long, conflicts_with = "distortion")]
     pub no_augment: bool,

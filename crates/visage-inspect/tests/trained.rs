@@ -29,6 +29,7 @@ fn a_checkpoint_is_inspected_as_it_was_trained() {
         blocks: 2,
         channels: 8,
         last_channels: None,
+        ..NetConfig::default()
     };
     cfg.steps = 2;
     cfg.classes_per_batch = 4;

@@ -22,6 +22,38 @@ pub struct NetConfig {
     /// inputs its map is 3x3 pixels, so widening it costs little and lengthens the embedding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_channels: Option<usize>,
+    /// How the last block pools its map.
+    #[serde(default)]
+    pub last_pool: LastPool,
+}
+
+/// How the last block of an [`EmbeddingNet`] pools its feature map.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LastPool {
+    /// 2x2 max pooling with stride 2, as every other block: on an odd map (3x3 at 28-pixel
+    /// inputs) the last row and column are dropped, so the embedding sees the bottom and
+    /// right of the drawing less than the top and left.
+    #[default]
+    Halve,
+    /// The maximum over the whole map: every position counts alike, and the embedding is the
+    /// last block's channels.
+    Global,
+    /// No pooling: the whole last map, flattened (3x3 positions x channels at 28-pixel
+    /// inputs), so the embedding keeps where on the drawing each feature lies.
+    Keep,
+}
+
+impl std::str::FromStr for LastPool {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "halve" => Ok(LastPool::Halve),
+            "global" => Ok(LastPool::Global),
+            "keep" => Ok(LastPool::Keep),
+            _ => Err(format!("unknown last pooling {s:?} (halve, global, keep)")),
+        }
+    }
 }
 
 impl Default for NetConfig {
@@ -31,14 +63,27 @@ impl Default for NetConfig {
             blocks: 4,
             channels: 64,
             last_channels: None,
+            last_pool: LastPool::Halve,
         }
     }
 }
 
 impl NetConfig {
-    /// Side of the last block's feature map, pixels (each block halves it, rounding down).
+    /// Side of the last block's feature map, pixels (each block halves it, rounding down;
+    /// a global last pool takes it to 1, and a kept one stays at the last block's input).
     pub fn output_side(&self) -> usize {
-        (0..self.blocks).fold(self.input_size, |s, _| s / 2)
+        (0..self.blocks).fold(self.input_size, |side, i| side / self.pool_side(i))
+    }
+
+    /// Side of the square pooling window of block `i`, pixels (also its stride).
+    fn pool_side(&self, i: usize) -> usize {
+        match self.last_pool {
+            LastPool::Global if i + 1 == self.blocks => {
+                (0..i).fold(self.input_size, |s, _| s / 2).max(1)
+            }
+            LastPool::Keep if i + 1 == self.blocks => 1,
+            _ => 2,
+        }
     }
 
     /// Output channels of block `i` (input first).
@@ -67,27 +112,71 @@ pub struct ConvBlock {
 }
 
 impl ConvBlock {
-    fn new(device: &Device, channels: [usize; 2]) -> Self {
+    fn new(device: &Device, channels: [usize; 2], pool_side: usize) -> Self {
         Self {
             conv: Conv2dConfig::new(channels, [3, 3])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .init(device),
             bn: BatchNormConfig::new(channels[1]).init(device),
-            pool: MaxPool2dConfig::new([2, 2]).init(),
+            pool: MaxPool2dConfig::new([pool_side; 2])
+                .with_strides([pool_side; 2])
+                .init(),
         }
     }
 
     /// The block's output, and its activation before pooling (after the ReLU).
     pub fn forward_with_activation(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let act = relu(self.bn.forward(self.conv.forward(x)));
+        let act = relu(batch_norm(&self.bn, self.conv.forward(x)));
         (self.pool.forward(act.clone()), act)
     }
 
     /// The block's output.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.pool
-            .forward(relu(self.bn.forward(self.conv.forward(x))))
+            .forward(relu(batch_norm(&self.bn, self.conv.forward(x))))
     }
+}
+
+/// Per-channel mean and (biased) variance of `x` `[n, c, h, w]` over its images and positions,
+/// each `[1, c, 1]`, and `x` as `[n, c, h w]` less its mean. Sums over the outer and inner axes
+/// of the contiguous layout, where burn's batch norm first copies the whole activation into
+/// channel-major order (the moments and their gradients cost half the time so).
+fn channel_moments(x: Tensor<4>) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
+    let [n, c, h, w] = x.dims();
+    let count = (n * h * w).max(1) as f64;
+    let flat = x.reshape([n, c, h * w]);
+    let mean = flat.clone().sum_dim(0).sum_dim(2).div_scalar(count);
+    let centered = flat - mean.clone();
+    let var = centered
+        .clone()
+        .powi_scalar(2)
+        .sum_dim(0)
+        .sum_dim(2)
+        .div_scalar(count);
+    (mean, var, centered)
+}
+
+/// `bn` applied to `x` `[n, c, h, w]`, as burn's [`BatchNorm::forward`] computes it: in
+/// training (an autodiff device and the layer's training flag on) by the batch's statistics,
+/// which also move the running ones by the layer's momentum; otherwise by the running ones.
+fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    if !(x.device().is_autodiff() && bn.training.is_enabled()) {
+        return bn.forward(x);
+    }
+    let [n, c, h, w] = x.dims();
+    let device = x.device();
+    let (mean, var, centered) = channel_moments(x);
+    let momentum = bn.momentum;
+    for (running, batch) in [(&bn.running_mean, &mean), (&bn.running_var, &var)] {
+        let moved = running
+            .value_sync()
+            .to_device(&device)
+            .mul_scalar(1.0 - momentum)
+            .add(batch.clone().detach().reshape([c]).mul_scalar(momentum));
+        running.update(moved.detach());
+    }
+    let scale = var.add_scalar(bn.epsilon).sqrt().recip() * bn.gamma.val().reshape([1, c, 1]);
+    (centered * scale + bn.beta.val().reshape([1, c, 1])).reshape([n, c, h, w])
 }
 
 /// A stack of [`ConvBlock`]s mapping `[batch, 1, side, side]` images to `[batch, dim]` embeddings.
@@ -107,7 +196,7 @@ impl EmbeddingNet {
                 } else {
                     config.block_channels(i - 1)
                 };
-                ConvBlock::new(device, [cin, config.block_channels(i)])
+                ConvBlock::new(device, [cin, config.block_channels(i)], config.pool_side(i))
             })
             .collect();
         Self { blocks }
@@ -136,7 +225,7 @@ impl EmbeddingNet {
     /// that receptive fields can be traced back to input pixels.
     pub fn layer_geometry(&self) -> Vec<LayerGeometry> {
         let mut out = Vec::new();
-        for i in 0..self.blocks.len() {
+        for (i, block) in self.blocks.iter().enumerate() {
             out.push(LayerGeometry {
                 name: format!("blocks.{i}.conv"),
                 kernel: 3,
@@ -145,8 +234,8 @@ impl EmbeddingNet {
             });
             out.push(LayerGeometry {
                 name: format!("blocks.{i}.pool"),
-                kernel: 2,
-                stride: 2,
+                kernel: block.pool.kernel_size[0],
+                stride: block.pool.stride[0],
                 padding: 0,
             });
         }
@@ -320,6 +409,7 @@ mod tests {
             blocks: 4,
             channels: 8,
             last_channels: Some(32),
+            last_pool: LastPool::Halve,
         };
         assert_eq!(
             (0..4).map(|i| config.block_channels(i)).collect::<Vec<_>>(),
@@ -334,5 +424,151 @@ mod tests {
             ..config
         };
         assert_eq!(same.embedding_dim(), 8);
+    }
+
+    #[test]
+    fn a_kept_last_map_is_flattened_whole() {
+        let device = Device::flex();
+        let config = NetConfig {
+            channels: 4,
+            last_channels: Some(16),
+            last_pool: LastPool::Keep,
+            ..NetConfig::default()
+        };
+        // 28 -> 14 -> 7 -> 3, and the last 3x3 map kept: 16 channels x 9 positions.
+        assert_eq!((config.output_side(), config.embedding_dim()), (3, 144));
+        let net = seeded(&device, 2, || EmbeddingNet::new(&config, &device));
+        let images = Tensor::<4>::ones([2, 1, 28, 28], &device);
+        assert_eq!(net.forward(images).dims(), [2, 144]);
+        let last = net.layer_geometry().pop().expect("layers");
+        assert_eq!((last.kernel, last.stride), (1, 1));
+    }
+
+    #[test]
+    fn a_global_last_pool_sees_the_whole_map() {
+        let device = Device::flex();
+        let config = NetConfig {
+            channels: 4,
+            last_channels: Some(16),
+            last_pool: LastPool::Global,
+            ..NetConfig::default()
+        };
+        assert_eq!((config.output_side(), config.embedding_dim()), (1, 16));
+        let net = seeded(&device, 2, || EmbeddingNet::new(&config, &device));
+        let geometry = net.layer_geometry();
+        let last = geometry.last().expect("layers");
+        // 28 -> 14 -> 7 -> 3: the last block pools its 3x3 map at once.
+        assert_eq!(
+            (last.name.as_str(), last.kernel, last.stride),
+            ("blocks.3.pool", 3, 3)
+        );
+        assert!(geometry[..6]
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .all(|g| g.kernel == 2));
+        // A blob in the bottom-right corner, where a 2x2 last pool drops the map's last row
+        // and column, moves the global embedding more.
+        let mut corner = vec![0.0f32; 28 * 28];
+        for y in 24..28 {
+            for x in 24..28 {
+                corner[y * 28 + x] = 1.0;
+            }
+        }
+        let images = Tensor::<4>::from_data(
+            burn::tensor::TensorData::new([vec![0.0f32; 28 * 28], corner].concat(), [2, 1, 28, 28]),
+            &device,
+        );
+        let change = |net: &EmbeddingNet| {
+            let e = net.forward(images.clone());
+            let [blank, blob] = [0, 1].map(|i| e.clone().narrow(0, i, 1));
+            (blob - blank).abs().sum().into_scalar::<f32>()
+        };
+        let halving = NetConfig {
+            last_pool: LastPool::Halve,
+            ..config
+        };
+        let halved = seeded(&device, 2, || EmbeddingNet::new(&halving, &device));
+        assert!(
+            change(&net) > change(&halved),
+            "{} vs {}",
+            change(&net),
+            change(&halved)
+        );
+    }
+
+    #[test]
+    fn batch_norm_in_training_matches_burns_values_gradients_and_running_statistics() {
+        let device = Device::flex().autodiff();
+        let values = |t: Tensor<1>| {
+            t.into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap()
+        };
+        let close = |a: Vec<f32>, b: Vec<f32>, what: &str| {
+            let worst = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
+            let size = b.iter().map(|y| y.abs()).fold(0.0, f32::max);
+            assert!(
+                a.len() == b.len() && worst <= 1e-4 * size.max(1.0),
+                "{what}: {worst}"
+            );
+        };
+        let pixels: Vec<f32> = (0..6 * 5 * 7 * 7)
+            .map(|i| ((i * 7919) % 211) as f32 / 50.0 - 1.5)
+            .collect();
+        let weights: Vec<f32> = (0..6 * 5 * 7 * 7)
+            .map(|i| ((i * 104729) % 97) as f32 / 97.0)
+            .collect();
+        let tensor = |v: &[f32]| {
+            Tensor::<4>::from_data(
+                burn::tensor::TensorData::new(v.to_vec(), [6, 5, 7, 7]),
+                &device,
+            )
+        };
+        let mut ours = Vec::new();
+        for use_burn in [true, false] {
+            let bn = BatchNormConfig::new(5).init(&device);
+            let gamma: Vec<f32> = (0..5).map(|c| 0.5 + c as f32 / 4.0).collect();
+            let bn = BatchNorm {
+                gamma: burn::module::Param::from_tensor(Tensor::from_data(
+                    burn::tensor::TensorData::new(gamma, [5]),
+                    &device,
+                )),
+                ..bn
+            };
+            let x = tensor(&pixels).require_grad();
+            let y = if use_burn {
+                bn.forward(x.clone())
+            } else {
+                batch_norm(&bn, x.clone())
+            };
+            let grads = (y.clone() * tensor(&weights)).sum().backward();
+            let flat = |t: Tensor<4>| values(t.flatten::<1>(0, 3));
+            ours.push(vec![
+                flat(y.detach()),
+                flat(x.grad(&grads).expect("input gradient")),
+                values(bn.gamma.grad(&grads).expect("gamma gradient")),
+                values(bn.beta.grad(&grads).expect("beta gradient")),
+                values(bn.running_mean.value_sync()),
+                values(bn.running_var.value_sync()),
+            ]);
+        }
+        let (ours, burns) = (ours.pop().unwrap(), ours.pop().unwrap());
+        let names = [
+            "output",
+            "input gradient",
+            "gamma gradient",
+            "beta gradient",
+            "running mean",
+            "running variance",
+        ];
+        for ((a, b), what) in ours.into_iter().zip(burns).zip(names) {
+            close(a, b, what);
+        }
     }
 }

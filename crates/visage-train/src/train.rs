@@ -923,6 +923,7 @@ mod tests {
             .and_then(|n| n.as_object_mut())
             .expect("net");
         assert_eq!(net.remove("last_channels"), Some(PROTO_EMBEDDING.into()));
+        assert!(net.remove("last_pool").is_some());
         let augment = fields
             .get_mut("augment")
             .and_then(|n| n.as_object_mut())
@@ -999,6 +1000,7 @@ mod tests {
             blocks: 2,
             channels: 4,
             last_channels: None,
+            ..NetConfig::default()
         };
         config.classes_per_batch = 4;
         config.images_per_class = 2;

@@ -42,6 +42,7 @@ fn tiny_config(method: Method, steps: usize) -> TrainConfig {
         blocks: 2,
         channels: 8,
         last_channels: None,
+        ..NetConfig::default()
     };
     c.steps = steps;
     c.classes_per_batch = 8;

@@ -59,6 +59,9 @@ fn apply_options(c: &mut TrainConfig, o: &TrainingOptions) -> anyhow::Result<()>
     if o.last_channels.is_some() {
         c.net.last_channels = o.last_channels;
     }
+    if let Some(pool) = o.last_pool {
+        c.net.last_pool = pool;
+    }
     if let Some(s) = o.steps {
         if s == 0 {
             bail!("--steps must be at least 1");
