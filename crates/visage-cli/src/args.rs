@@ -890,7 +890,8 @@ pub struct TrainingOptions {
     /// Optimizer steps (default: the method's, see docs/TRAINING.md).
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Adam's initial learning rate (cosine decay to 5% of it; default 1e-3).
+    /// Adam's initial learning rate (cosine decay to 5% of it; default 2e-3 for proto, 1e-3 for the
+    /// other methods).
     #[arg(long)]
     pub lr: Option<f64>,
     /// Classes per batch (P; N ways for proto).
@@ -933,7 +934,8 @@ pub struct TrainingOptions {
     pub last_channels: Option<usize>,
     /// How the last block pools its map: `halve` (2x2, as every block; at 28 pixels its 3x3
     /// map loses a row and a column), `global` (the maximum over the whole map) or `keep`
-    /// (no pooling: the whole map flattened, channels x 9 values at 28 pixels).
+    /// (no pooling: the whole map flattened, channels x 9 values at 28 pixels); default: global
+    /// for proto, else halve.
     #[arg(long, value_name = "halve|global|keep")]
     pub last_pool: Option<visage_train::model::LastPool>,
     /// Do not distort training images (small random affine maps, and flips for faces).

@@ -17,7 +17,7 @@ use crate::collapse::{spread, Collapse, CollapseGuard};
 use crate::data::{Dataset, Framing};
 use crate::loss::{bce_with_logits, prototypical_loss, softmax_cross_entropy, triplet_loss};
 use crate::mining::{mine, squared_distances, Miner};
-use crate::model::{l2_normalize, NetConfig, PairFeatures, SimilarityModel};
+use crate::model::{l2_normalize, LastPool, NetConfig, PairFeatures, SimilarityModel};
 use crate::rng::Rng;
 use crate::TrainError;
 
@@ -126,16 +126,22 @@ fn one_shard() -> usize {
 impl TrainConfig {
     /// The defaults for `method` on Omniglot at 28x28 (the settings behind the README figures).
     pub fn omniglot(method: Method) -> Self {
+        let proto = matches!(method, Method::Proto { .. });
         let (classes, images, steps, lr) = match method {
             Method::Triplet { .. } => (32, 4, 1000, 1e-3),
             Method::Pair { .. } => (32, 4, 1000, 1e-3),
-            Method::Proto { .. } => (60, 5, 3000, 1e-3),
+            Method::Proto { .. } => (60, 5, 3000, 2e-3),
             Method::Classify { .. } => (64, 2, 1000, 1e-3),
         };
         Self {
             method,
             net: NetConfig {
-                last_channels: matches!(method, Method::Proto { .. }).then_some(PROTO_EMBEDDING),
+                last_channels: proto.then_some(PROTO_EMBEDDING),
+                last_pool: if proto {
+                    LastPool::Global
+                } else {
+                    LastPool::Halve
+                },
                 ..NetConfig::default()
             },
             steps,
@@ -935,6 +941,20 @@ mod tests {
         assert_eq!(read.framing, Framing::AsDrawn);
         assert_eq!(read.net, NetConfig::default());
         assert_eq!(read.net.embedding_dim(), 64);
+    }
+
+    #[test]
+    fn proto_defaults_pool_the_whole_last_map_into_the_embedding() {
+        let proto = TrainConfig::omniglot(Method::Proto { shots: 1 });
+        assert_eq!(proto.net.last_pool, LastPool::Global);
+        assert_eq!(proto.net.output_side(), 1);
+        assert_eq!(proto.net.embedding_dim(), PROTO_EMBEDDING);
+        let triplet = TrainConfig::omniglot(Method::Triplet {
+            miner: Miner::SemiHard,
+            margin: 0.2,
+            normalize: true,
+        });
+        assert_eq!(triplet.net, NetConfig::default());
     }
 
     #[test]
