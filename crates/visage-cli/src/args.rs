@@ -95,6 +95,10 @@ pub struct DeviceCheckArgs {
     /// Image sides, in pixels, of the Gatys iterations timed.
     #[arg(long, value_delimiter = ',', default_value = "512,1024")]
     pub sizes: Vec<usize>,
+    /// Iterations of the style parity test, run on both devices at the first of `--sizes` (so
+    /// the GPU compiles and tunes its kernels for that size once); 0 skips the test.
+    #[arg(long, default_value_t = 4)]
+    pub parity_iterations: usize,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

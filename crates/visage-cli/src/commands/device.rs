@@ -378,42 +378,53 @@ fn style(
     // The same random weights on both devices: drawn once on the CPU, then copied.
     let cpu = Compute::Cpu.device()?.autodiff();
     let gpu = device.clone().autodiff();
-    // The smallest sides whose style images fill the deepest style layer's receptive field.
-    let (name, on_cpu, side) = match network {
-        StyleNetwork::Vgg19 => ("VGG19", LossNetwork::vgg19_random(&cpu), 160),
-        StyleNetwork::MobileNetV2 => ("MobileNetV2", LossNetwork::mobilenet_v2_random(&cpu)?, 272),
+    let (name, on_cpu) = match network {
+        StyleNetwork::Vgg19 => ("VGG19", LossNetwork::vgg19_random(&cpu)),
+        StyleNetwork::MobileNetV2 => ("MobileNetV2", LossNetwork::mobilenet_v2_random(&cpu)?),
     };
     let on_gpu = on_cpu.to_device(&gpu);
-    let iterations = 10;
-    let curve = |net| -> anyhow::Result<Vec<f64>> {
-        Ok(style_curve(net, side, iterations)?
-            .iter()
-            .map(|p| p.0)
-            .collect())
-    };
-    let on_cpu_curve = stage(&format!("{name} at {side} px on the CPU"), || {
-        curve(&on_cpu)
-    })?;
-    let on_gpu_curve = stage(
-        &format!("{name} at {side} px on the GPU (compiles and autotunes its kernels)"),
-        || curve(&on_gpu),
-    )?;
-    parity.push(Parity::of_curves(
-        format!("{name} Gatys loss curve, {iterations} Adam iterations at {side} px"),
-        "the total cost",
-        &on_cpu_curve,
-        &on_gpu_curve,
-    ));
-    for &side in &args.sizes {
-        // The first iteration also compiles and autotunes the GPU's kernels.
-        let curve = stage(&format!("{name} at {side} px on the GPU"), || {
-            style_curve(&on_gpu, side, repeat + 1)
-        })?;
-        let gpu = median(curve.iter().skip(1).map(|p| p.1).collect());
+    for (k, &side) in args.sizes.iter().enumerate() {
+        // The parity test runs at the first size, on the same shapes as its timing: on a fresh
+        // GPU, compiling and tuning the kernels of each new size is what takes longest.
+        let parity_iterations = if k == 0 { args.parity_iterations } else { 0 };
+        let on_cpu_curve = if parity_iterations > 0 {
+            stage(&format!("{name} at {side} px on the CPU"), || {
+                style_curve(&on_cpu, side, parity_iterations)
+            })?
+        } else {
+            Vec::new()
+        };
+        // The first iteration also compiles and autotunes the GPU's kernels; the cost curve's
+        // first iterations do not depend on how many follow (constant step size).
+        let on_gpu_curve = stage(
+            &format!("{name} at {side} px on the GPU (the first iteration compiles and tunes)"),
+            || style_curve(&on_gpu, side, parity_iterations.max(repeat + 1)),
+        )?;
+        if parity_iterations > 0 {
+            let costs = |curve: &[(f64, f64)]| -> Vec<f64> {
+                curve.iter().take(parity_iterations).map(|p| p.0).collect()
+            };
+            let test = Parity::of_curves(
+                format!(
+                    "{name} Gatys loss curve, {parity_iterations} Adam iterations at {side} px"
+                ),
+                "the total cost",
+                &costs(&on_cpu_curve),
+                &costs(&on_gpu_curve),
+            );
+            eprintln!("  {}: {:.3e}", test.what, test.value);
+            parity.push(test);
+        }
+        let gpu_seconds = median(on_gpu_curve.iter().skip(1).map(|p| p.1).collect());
+        // Said at once: a time limit that stops a later size loses nothing measured.
+        eprintln!(
+            "  {name} at {side} px: {:.2} ms per iteration",
+            gpu_seconds * 1e3
+        );
         timings.push(Timing {
             what: format!("Gatys iteration, {name}, {side}x{side}"),
             unit: "iteration (forward, backward, Adam)".into(),
-            gpu_seconds: gpu,
+            gpu_seconds,
             cpu_seconds: None,
         });
     }
