@@ -28,8 +28,9 @@ fi
 
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/nvidia-smi.txt"
 "$visage" device | tee "$out/devices.txt"
-# The NVIDIA driver keeps the pipelines it compiled on disk; beside cubecl's autotune results
-# (target/environment), so that a second run on the same machine compiles and tunes nothing.
+# The NVIDIA driver keeps the pipelines it compiled on disk, so that a second run on the same
+# machine skips the driver's compilation (cubecl's autotune results stay in memory: this build
+# has no autotune persistence, so each part still tunes).
 export __GL_SHADER_DISK_CACHE_PATH=${__GL_SHADER_DISK_CACHE_PATH:-$PWD/target/nvidia-shader-cache}
 export __GL_SHADER_DISK_CACHE_SIZE=${__GL_SHADER_DISK_CACHE_SIZE:-4294967296}
 export __GL_SHADER_DISK_CACHE_SKIP_CLEANUP=1
