@@ -1127,6 +1127,24 @@ pub struct FewshotEvalArgs {
     /// drawn), 4 (quarter turns) or 8 (and mirrors); both images are turned together.
     #[arg(long, default_value_t = 1, value_name = "1|4|8")]
     pub symmetries: usize,
+    /// Crowding scaling: each class's squared distances are divided by the mean squared
+    /// distance from its training image to this many nearest other training images of the
+    /// run, raised to --crowding-power.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub crowding_neighbours: usize,
+    /// The exponent of crowding scaling (0 = plain nearest neighbour); the figure without
+    /// the scaling is printed too.
+    #[arg(long, default_value_t = 0.5, value_name = "POWER")]
+    pub crowding_power: f32,
+    /// Whiten every model's embeddings by the within-class scatter of the characters in this
+    /// Omniglot set (normally the training set: how its drawers vary), fitted under the same
+    /// shifts and symmetries as the evaluation, before any distance.
+    #[arg(long, value_name = "DIR")]
+    pub whiten_from: Option<PathBuf>,
+    /// Shrinkage of that scatter toward a multiple of the identity, above 0 to 1 (1 = plain
+    /// distances).
+    #[arg(long, default_value_t = visage_train::whitening::Whitening::DEFAULT_SHRINKAGE, value_name = "FRACTION")]
+    pub whiten_shrinkage: f64,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

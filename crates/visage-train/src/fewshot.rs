@@ -2,7 +2,9 @@
 //! holds `training/classMM.png` (one image per class), `test/itemKK.png`, and
 //! `class_labels.txt` whose lines are `runNN/test/itemKK.png runNN/training/classMM.png`
 //! (paths relative to `DIR`). Each test item is given the class whose training image it is most
-//! similar to, optionally under test-time augmentation ([`TestTimeAugmentation`]).
+//! similar to, optionally under test-time augmentation ([`TestTimeAugmentation`]), with each
+//! class scaled by how crowded its training image is ([`Crowding`]) and the embeddings whitened
+//! by the training set's within-class scatter ([`fit_whitening`]).
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +16,7 @@ use crate::data::{character_dirs, character_images, load_image, symmetry};
 use crate::model::SimilarityModel;
 use crate::rng::Rng;
 use crate::train::{embed, TrainConfig};
+use crate::whitening::Whitening;
 use crate::TrainError;
 
 /// One run: its training images (one per class) and its test items with their true class.
@@ -108,6 +111,13 @@ pub struct FewShotResult {
     pub scorer: String,
     /// The test-time augmentation used.
     pub augmentation: TestTimeAugmentation,
+    /// The crowding scaling used ([`Crowding::OFF`] when none).
+    pub crowding: Crowding,
+    /// Items given their true class by the same scores without crowding scaling (equal to
+    /// `correct` when it is off or no member compares distances).
+    pub correct_without_crowding: usize,
+    /// `correct_without_crowding / items`.
+    pub accuracy_without_crowding: f64,
 }
 
 /// Test-time augmentation, applied alike to the training images and the test items: the
@@ -153,6 +163,103 @@ impl TestTimeAugmentation {
         }
         Ok(())
     }
+}
+
+/// Crowding scaling of a run's classes, from its training images alone: a training image with
+/// several others of its run close by draws other characters' test items (it is a hub), so
+/// each class's squared distances are divided by `c^power`, where `c` is the mean squared
+/// distance from its training image to its `neighbours` nearest other training images, in
+/// every view. Each test item is still classified alone. Applies to models compared by
+/// distance; a pair head's scores are left as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Crowding {
+    /// Nearest other training images whose squared distances are averaged (at least 1; runs
+    /// with fewer other classes use them all).
+    pub neighbours: usize,
+    /// Exponent of the mean squared distance (0 = no scaling).
+    pub power: f32,
+}
+
+impl Crowding {
+    /// No scaling: plain nearest neighbour.
+    pub const OFF: Self = Self {
+        neighbours: 1,
+        power: 0.0,
+    };
+
+    /// The setting chosen on two draws of 100 runs and measured once on 500 held-out runs
+    /// (docs/TRAINING.md).
+    pub const DEFAULT: Self = Self {
+        neighbours: 5,
+        power: 0.5,
+    };
+
+    /// Whether the scaling changes anything.
+    pub fn is_on(&self) -> bool {
+        self.power != 0.0
+    }
+
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        if self.neighbours == 0 || !self.power.is_finite() || !(0.0..=4.0).contains(&self.power) {
+            return Err(TrainError::Config(format!(
+                "crowding of {} neighbours to the power {}: at least 1 neighbour, a power \
+                 from 0 (off) to 4",
+                self.neighbours, self.power
+            )));
+        }
+        Ok(())
+    }
+
+    /// The divisor of each class's squared distances, from the run's training embeddings
+    /// (squared-distance units raised to `power`; 1 for every class when off).
+    pub fn divisors(&self, training: &[Vec<f32>]) -> Vec<f32> {
+        if !self.is_on() || training.len() < 2 {
+            return vec![1.0; training.len()];
+        }
+        training
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let mut near: Vec<f32> = training
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .map(|(_, b)| squared_distance(a, b))
+                    .collect();
+                near.sort_by(f32::total_cmp);
+                near.truncate(self.neighbours);
+                let mean = near.iter().sum::<f32>() / near.len() as f32;
+                // Two identical training images would divide by zero.
+                mean.max(1e-12).powf(self.power)
+            })
+            .collect()
+    }
+}
+
+/// `||a - b||²`.
+fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+/// Scores `[tests, classes]` (larger = more similar) of test embeddings against training
+/// embeddings: minus the squared distance, divided by each class's crowding divisor.
+pub fn distance_scores(
+    training: &[Vec<f32>],
+    tests: &[Vec<f32>],
+    crowding: Crowding,
+) -> Vec<Vec<f32>> {
+    let divisors = crowding.divisors(training);
+    tests
+        .iter()
+        .map(|q| {
+            training
+                .iter()
+                .zip(&divisors)
+                .map(|(t, d)| -squared_distance(q, t) / d)
+                .collect()
+        })
+        .collect()
 }
 
 /// `image` (`side x side`, row-major) moved by `dx`, `dy` pixels, background 0 where it came
@@ -209,16 +316,24 @@ fn embed_images(
         .collect())
 }
 
-/// Scores `[tests, classes]` of one view: larger = more similar.
+/// Scores `[tests, classes]` of one view (larger = more similar): with `crowding`, and
+/// without it.
 fn view_scores(
     model: &SimilarityModel,
     config: &TrainConfig,
     training: &[Vec<f32>],
     tests: &[Vec<f32>],
     shifts: usize,
-) -> Result<Vec<Vec<f32>>, TrainError> {
-    let t = embed_images(model, config, training, shifts)?;
-    let q = embed_images(model, config, tests, shifts)?;
+    crowding: Crowding,
+    whitening: Option<&Whitening>,
+) -> Result<[Vec<Vec<f32>>; 2], TrainError> {
+    let mut t = embed_images(model, config, training, shifts)?;
+    let mut q = embed_images(model, config, tests, shifts)?;
+    if let Some(w) = whitening {
+        for v in t.iter_mut().chain(q.iter_mut()) {
+            *v = w.apply(v);
+        }
+    }
     match (&model.head, config.pair_head()) {
         (Some(head), Some(features)) => {
             let device = Device::flex();
@@ -237,49 +352,46 @@ fn view_scores(
                         .unwrap_or_default(),
                 );
             }
-            Ok(out)
+            Ok([out.clone(), out])
         }
-        _ => Ok(q
-            .iter()
-            .map(|qi| {
-                t.iter()
-                    .map(|ti| {
-                        -qi.iter()
-                            .zip(ti)
-                            .map(|(a, b)| (a - b) * (a - b))
-                            .sum::<f32>()
-                    })
-                    .collect()
-            })
-            .collect()),
+        _ => Ok([
+            distance_scores(&t, &q, crowding),
+            distance_scores(&t, &q, Crowding::OFF),
+        ]),
     }
 }
 
-/// Scores `[tests, classes]` summed over the symmetries of `augmentation`: larger = more
-/// similar.
+/// Scores `[tests, classes]` summed over the symmetries of `augmentation` (larger = more
+/// similar): with `crowding`, and without it.
 fn scores(
-    model: &SimilarityModel,
-    config: &TrainConfig,
+    member: &Member,
     training: &[Vec<f32>],
     tests: &[Vec<f32>],
     augmentation: TestTimeAugmentation,
-) -> Result<Vec<Vec<f32>>, TrainError> {
+    crowding: Crowding,
+) -> Result<[Vec<Vec<f32>>; 2], TrainError> {
+    let (model, config) = (member.model, member.config);
     let side = config.net.input_size;
-    let mut total: Vec<Vec<f32>> = vec![vec![0.0; training.len()]; tests.len()];
+    let mut total: [Vec<Vec<f32>>; 2] =
+        std::array::from_fn(|_| vec![vec![0.0; training.len()]; tests.len()]);
     for k in 0..augmentation.symmetries {
         let turn = |images: &[Vec<f32>]| -> Vec<Vec<f32>> {
             images.iter().map(|img| symmetry(img, side, k)).collect()
         };
-        let view = view_scores(
+        let views = view_scores(
             model,
             config,
             &turn(training),
             &turn(tests),
             augmentation.shifts,
+            crowding,
+            member.whitening,
         )?;
-        for (row, view_row) in total.iter_mut().zip(view) {
-            for (t, v) in row.iter_mut().zip(view_row) {
-                *t += v;
+        for (sum, view) in total.iter_mut().zip(views) {
+            for (row, view_row) in sum.iter_mut().zip(view) {
+                for (t, v) in row.iter_mut().zip(view_row) {
+                    *t += v;
+                }
             }
         }
     }
@@ -294,6 +406,60 @@ pub struct Member<'a> {
     pub model: &'a SimilarityModel,
     /// Its training settings.
     pub config: &'a TrainConfig,
+    /// A within-class whitening of its embeddings ([`fit_whitening`]), applied before any
+    /// distance.
+    pub whitening: Option<&'a Whitening>,
+}
+
+/// Drawers of each background character whose images [`fit_whitening`] embeds.
+pub const WHITENING_DRAWERS: usize = 6;
+
+/// Fits [`Whitening`] for `member` on the characters under `background` (an Omniglot set in
+/// its `alphabet/character/*.png` layout, normally the model's training set): the first
+/// [`WHITENING_DRAWERS`] drawings of every character, embedded under `augmentation` as the
+/// evaluation embeds them, each character under each symmetry a class of its own.
+pub fn fit_whitening(
+    member: &Member,
+    background: &Path,
+    augmentation: TestTimeAugmentation,
+    shrinkage: f64,
+) -> Result<Whitening, TrainError> {
+    augmentation.validate()?;
+    Whitening::validate_shrinkage(shrinkage)?;
+    if member.model.head.is_some() {
+        return Err(TrainError::Config(
+            "whitening applies to models compared by distance, not to a pair head".into(),
+        ));
+    }
+    let config = member.config;
+    let side = config.net.input_size;
+    let characters = character_dirs(background, &[])?
+        .into_iter()
+        .map(|(_, dir)| {
+            character_images(&dir)?
+                .iter()
+                .take(WHITENING_DRAWERS)
+                .map(|p| load_image(p, side, config.framing))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Characters are independent: embed them side by side on the worker threads.
+    let groups: Vec<Vec<Vec<f32>>> = characters
+        .par_iter()
+        .map(|images| {
+            (0..augmentation.symmetries)
+                .map(|k| {
+                    let turned: Vec<Vec<f32>> =
+                        images.iter().map(|img| symmetry(img, side, k)).collect();
+                    embed_images(member.model, config, &turned, augmentation.shifts)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<Vec<_>, TrainError>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    Whitening::fit(&groups, shrinkage)
 }
 
 /// `row` (scores, larger = more similar) as log-probabilities over the classes: the softmax
@@ -306,22 +472,25 @@ fn log_softmax(row: &[f32]) -> Vec<f32> {
 }
 
 /// N-way one-shot accuracy over `runs` of one model or of several together, every pair
-/// compared under `augmentation`. Several models vote as a product of experts: each one's
-/// scores (averaged over the views) become log-probabilities over the run's classes, and
-/// those are summed; one model decides by its own scores.
+/// compared under `augmentation` and each class's distances scaled by `crowding`. Several
+/// models vote as a product of experts: each one's scores (averaged over the views) become
+/// log-probabilities over the run's classes, and those are summed; one model decides by its
+/// own scores. The result also counts what the same scores give without crowding scaling.
 pub fn evaluate(
     members: &[Member],
     runs: &[Run],
     augmentation: TestTimeAugmentation,
+    crowding: Crowding,
 ) -> Result<FewShotResult, TrainError> {
     augmentation.validate()?;
+    crowding.validate()?;
     if members.is_empty() {
         return Err(TrainError::Config("no model to evaluate".into()));
     }
     for m in members {
         m.config.framing.validate()?;
     }
-    let member_scores = |m: &Member, run: &Run| -> Result<Vec<Vec<f32>>, TrainError> {
+    let member_scores = |m: &Member, run: &Run| -> Result<[Vec<Vec<f32>>; 2], TrainError> {
         let side = m.config.net.input_size;
         let load = |paths: &mut dyn Iterator<Item = &PathBuf>| {
             paths
@@ -330,53 +499,61 @@ pub fn evaluate(
         };
         let training = load(&mut run.training.iter())?;
         let tests = load(&mut run.tests.iter().map(|t| &t.0))?;
-        scores(m.model, m.config, &training, &tests, augmentation)
+        scores(m, &training, &tests, augmentation, crowding)
+    };
+    let right = |total: &[Vec<f32>], run: &Run| -> usize {
+        total
+            .iter()
+            .zip(&run.tests)
+            .filter(|(row, (_, truth))| {
+                let best = row
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map(|(k, _)| k);
+                best == Some(*truth)
+            })
+            .count()
     };
     // Runs are independent: score them side by side on the worker threads (the same result
-    // whatever their number).
-    let correct_per_run: Vec<usize> = runs
+    // whatever their number). Each run gives [with crowding, without] correct items.
+    let correct_per_run: Vec<[usize; 2]> = runs
         .par_iter()
         .map(|run| {
             // One model decides by its own scores; several add their log-probabilities.
-            let total = match members {
+            let totals = match members {
                 [only] => member_scores(only, run)?,
                 _ => {
-                    let mut total = vec![vec![0.0f32; run.training.len()]; run.tests.len()];
+                    let mut totals: [Vec<Vec<f32>>; 2] = std::array::from_fn(|_| {
+                        vec![vec![0.0f32; run.training.len()]; run.tests.len()]
+                    });
                     for m in members {
-                        for (t, row) in total.iter_mut().zip(member_scores(m, run)?) {
-                            let mean: Vec<f32> = row
-                                .iter()
-                                .map(|v| v / augmentation.symmetries as f32)
-                                .collect();
-                            t.iter_mut()
-                                .zip(log_softmax(&mean))
-                                .for_each(|(a, b)| *a += b);
+                        for (total, rows) in totals.iter_mut().zip(member_scores(m, run)?) {
+                            for (t, row) in total.iter_mut().zip(rows) {
+                                let mean: Vec<f32> = row
+                                    .iter()
+                                    .map(|v| v / augmentation.symmetries as f32)
+                                    .collect();
+                                t.iter_mut()
+                                    .zip(log_softmax(&mean))
+                                    .for_each(|(a, b)| *a += b);
+                            }
                         }
                     }
-                    total
+                    totals
                 }
             };
-            Ok(total
-                .iter()
-                .zip(&run.tests)
-                .filter(|(row, (_, truth))| {
-                    let best = row
-                        .iter()
-                        .enumerate()
-                        .max_by(|a, b| a.1.total_cmp(b.1))
-                        .map(|(k, _)| k);
-                    best == Some(*truth)
-                })
-                .count())
+            Ok([right(&totals[0], run), right(&totals[1], run)])
         })
         .collect::<Result<_, TrainError>>()?;
     let per_run = runs
         .iter()
         .zip(&correct_per_run)
-        .map(|(run, &ok)| ok as f64 / run.tests.len().max(1) as f64)
+        .map(|(run, ok)| ok[0] as f64 / run.tests.len().max(1) as f64)
         .collect();
     let items = runs.iter().map(|r| r.tests.len()).sum();
-    let correct = correct_per_run.iter().sum();
+    let correct = correct_per_run.iter().map(|c| c[0]).sum();
+    let correct_without_crowding = correct_per_run.iter().map(|c| c[1]).sum();
     let mut scorers: Vec<&str> = members
         .iter()
         .map(|m| {
@@ -398,6 +575,9 @@ pub fn evaluate(
         models: members.len(),
         scorer: scorers.join("+"),
         augmentation,
+        crowding,
+        correct_without_crowding,
+        accuracy_without_crowding: correct_without_crowding as f64 / items.max(1) as f64,
     })
 }
 
@@ -497,4 +677,97 @@ pub fn build_runs(
         .into_iter()
         .flat_map(|(a, _)| a.split('+').map(str::to_string).collect::<Vec<_>>())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn best(row: &[f32]) -> usize {
+        row.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(k, _)| k)
+            .unwrap()
+    }
+
+    /// Three training images crowd together at the origin; a fourth stands alone.
+    fn crowded_run() -> Vec<Vec<f32>> {
+        vec![
+            vec![0.0, 0.0],
+            vec![0.0, 0.2],
+            vec![0.0, -0.2],
+            vec![1.0, 0.0],
+        ]
+    }
+
+    #[test]
+    fn crowding_hands_a_midway_item_to_the_lone_class() {
+        let training = crowded_run();
+        // Slightly nearer the crowded class 0 than the lone class 3.
+        let tests = vec![vec![0.47, 0.0]];
+        let plain = distance_scores(&training, &tests, Crowding::OFF);
+        assert_eq!(best(&plain[0]), 0);
+        assert!((plain[0][3] + 0.53 * 0.53).abs() < 1e-6, "{plain:?}");
+        let crowding = Crowding {
+            neighbours: 2,
+            power: 0.5,
+        };
+        // Class 0: its 2 nearest at squared distances 0.04 and 0.04, divisor 0.2; class 3:
+        // 1.0 and 1.04, divisor sqrt(1.02).
+        let divisors = crowding.divisors(&training);
+        assert!((divisors[0] - 0.2).abs() < 1e-6, "{divisors:?}");
+        assert!((divisors[3] - 1.02f32.sqrt()).abs() < 1e-6, "{divisors:?}");
+        let scaled = distance_scores(&training, &tests, crowding);
+        assert_eq!(best(&scaled[0]), 3);
+        // An item right on a crowded training image stays with it.
+        let on_class = distance_scores(&training, &[vec![0.0, 0.2]], crowding);
+        assert_eq!(best(&on_class[0]), 1);
+    }
+
+    #[test]
+    fn crowding_decisions_ignore_the_embedding_scale() {
+        let training = crowded_run();
+        let tests = vec![vec![0.47, 0.0], vec![0.1, 0.15], vec![0.7, 0.3]];
+        let grown = |v: &[Vec<f32>]| -> Vec<Vec<f32>> {
+            v.iter()
+                .map(|x| x.iter().map(|a| a * 7.0).collect())
+                .collect()
+        };
+        let a = distance_scores(&training, &tests, Crowding::DEFAULT);
+        let b = distance_scores(&grown(&training), &grown(&tests), Crowding::DEFAULT);
+        for (ra, rb) in a.iter().zip(&b) {
+            assert_eq!(best(ra), best(rb));
+        }
+    }
+
+    #[test]
+    fn crowding_off_or_alone_divides_by_one_and_bad_settings_are_refused() {
+        assert_eq!(Crowding::OFF.divisors(&crowded_run()), vec![1.0; 4]);
+        assert_eq!(Crowding::DEFAULT.divisors(&[vec![1.0, 2.0]]), vec![1.0]);
+        // More neighbours than other classes: all of them.
+        let all = Crowding {
+            neighbours: 10,
+            power: 1.0,
+        }
+        .divisors(&crowded_run());
+        assert!((all[3] - (1.0 + 1.04 + 1.04) / 3.0).abs() < 1e-6, "{all:?}");
+        assert!(Crowding::DEFAULT.validate().is_ok());
+        for bad in [
+            Crowding {
+                neighbours: 0,
+                power: 0.5,
+            },
+            Crowding {
+                neighbours: 5,
+                power: -1.0,
+            },
+            Crowding {
+                neighbours: 5,
+                power: f32::NAN,
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
 }

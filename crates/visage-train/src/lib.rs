@@ -14,7 +14,7 @@
 //!   curves ([`plot`]);
 //! * face chips as classes of people, with flips ([`faces`]);
 //! * N-way one-shot evaluation in the standard Omniglot run layout, with test-time shifts and
-//!   symmetries ([`fewshot`]).
+//!   symmetries ([`fewshot`]), crowding scaling and within-class whitening ([`whitening`]).
 //!
 //! To inspect a trained network's units, load it with [`checkpoint::InspectableNet::load`]:
 //! it gives each conv layer's activations and every layer's kernel, stride and padding.
@@ -33,5 +33,6 @@ pub mod model;
 pub mod plot;
 pub mod rng;
 pub mod train;
+pub mod whitening;
 
 pub use error::TrainError;

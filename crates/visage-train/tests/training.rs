@@ -12,7 +12,8 @@ use visage_train::data::{
     InkMoments,
 };
 use visage_train::fewshot::{
-    build_runs, evaluate, read_runs, Member, RunSpec, TestTimeAugmentation,
+    build_runs, evaluate, fit_whitening, read_runs, Crowding, Member, RunSpec,
+    TestTimeAugmentation, WHITENING_DRAWERS,
 };
 use visage_train::mining::Miner;
 use visage_train::model::{NetConfig, PairFeatures};
@@ -259,22 +260,50 @@ fn fewshot_eval_reads_a_tiny_run_layout_and_beats_chance() {
     let member = Member {
         model: &model,
         config: &meta.config,
+        whitening: None,
     };
-    let result = evaluate(&[member], &runs, TestTimeAugmentation::NONE).unwrap();
+    let plain = TestTimeAugmentation::NONE;
+    let result = evaluate(&[member], &runs, plain, Crowding::OFF).unwrap();
     assert_eq!((result.items, result.ways), (20, 5));
     // Chance is 20%.
     assert!(result.accuracy >= 0.4, "{result:?}");
+    assert_eq!(result.correct_without_crowding, result.correct);
+    // With crowding scaling, the count without it is the plain evaluation's.
+    let crowded = evaluate(&[member], &runs, plain, Crowding::DEFAULT).unwrap();
+    assert_eq!(crowded.correct_without_crowding, result.correct);
+    assert!(crowded.accuracy >= 0.4, "{crowded:?}");
     // A model voting with itself decides as it does alone.
-    let twice = evaluate(&[member, member], &runs, TestTimeAugmentation::NONE).unwrap();
-    assert_eq!((twice.models, twice.correct), (2, result.correct));
-    assert!(evaluate(&[], &runs, TestTimeAugmentation::NONE).is_err());
+    let twice = evaluate(&[member, member], &runs, plain, Crowding::DEFAULT).unwrap();
+    assert_eq!(
+        (twice.models, twice.correct, twice.correct_without_crowding),
+        (2, crowded.correct, result.correct)
+    );
+    assert!(evaluate(&[], &runs, plain, Crowding::OFF).is_err());
+    // Whitened by the within-class scatter of the training set's characters: one class per
+    // character (no symmetries), still well above chance.
+    let background = omniglot("images_background_small1");
+    let whitening = fit_whitening(&member, &background, plain, 0.7).unwrap();
+    assert_eq!(whitening.groups, 136);
+    assert_eq!(whitening.samples, 136 * WHITENING_DRAWERS);
+    let whitened = Member {
+        whitening: Some(&whitening),
+        ..member
+    };
+    let result_whitened = evaluate(&[whitened], &runs, plain, Crowding::DEFAULT).unwrap();
+    assert!(result_whitened.accuracy >= 0.4, "{result_whitened:?}");
+    assert!(fit_whitening(&member, &background, plain, 0.0).is_err());
+    let no_neighbours = Crowding {
+        neighbours: 0,
+        power: 0.5,
+    };
+    assert!(evaluate(&[member], &runs, plain, no_neighbours).is_err());
 
     // Under all eight symmetries with shifts the items are the same, and still well above chance.
     let views = TestTimeAugmentation {
         shifts: 1,
         symmetries: 8,
     };
-    let viewed = evaluate(&[member], &runs, views).unwrap();
+    let viewed = evaluate(&[member], &runs, views, Crowding::DEFAULT).unwrap();
     assert_eq!((viewed.items, viewed.augmentation), (20, views));
     assert!(viewed.accuracy >= 0.4, "{viewed:?}");
     for bad in [
@@ -287,7 +316,10 @@ fn fewshot_eval_reads_a_tiny_run_layout_and_beats_chance() {
             symmetries: 1,
         },
     ] {
-        assert!(evaluate(&[member], &runs, bad).is_err(), "{bad:?}");
+        assert!(
+            evaluate(&[member], &runs, bad, Crowding::OFF).is_err(),
+            "{bad:?}"
+        );
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::json;
 use visage_train::checkpoint;
 use visage_train::data::alphabets;
 use visage_train::fewshot::{
-    build_runs, evaluate, read_runs, Member, RunSpec, TestTimeAugmentation,
+    build_runs, evaluate, fit_whitening, read_runs, Crowding, Member, RunSpec, TestTimeAugmentation,
 };
 
 use crate::args::{FewshotArgs, FewshotBuildRunsArgs, FewshotCommand, FewshotEvalArgs};
@@ -27,6 +27,16 @@ fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
     augmentation
         .validate()
         .with_context(|| format!("--shifts {} --symmetries {}", args.shifts, args.symmetries))?;
+    let crowding = Crowding {
+        neighbours: args.crowding_neighbours,
+        power: args.crowding_power,
+    };
+    crowding.validate().with_context(|| {
+        format!(
+            "--crowding-neighbours {} --crowding-power {}",
+            args.crowding_neighbours, args.crowding_power
+        )
+    })?;
     let runs = read_runs(&args.runs)?;
     let loaded = args
         .model
@@ -36,14 +46,41 @@ fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot load the model {}", path.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let members: Vec<Member> = loaded
+    let plain_members: Vec<Member> = loaded
         .iter()
         .map(|(model, meta)| Member {
             model,
             config: &meta.config,
+            whitening: None,
         })
         .collect();
-    let result = evaluate(&members, &runs, augmentation)?;
+    let whitenings = match &args.whiten_from {
+        Some(dir) => plain_members
+            .iter()
+            .zip(&args.model)
+            .map(|(m, path)| {
+                fit_whitening(m, dir, augmentation, args.whiten_shrinkage)
+                    .map(Some)
+                    .with_context(|| {
+                        format!(
+                            "cannot fit the whitening of {} on {}",
+                            path.display(),
+                            dir.display()
+                        )
+                    })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        None => vec![None; plain_members.len()],
+    };
+    let members: Vec<Member> = plain_members
+        .iter()
+        .zip(&whitenings)
+        .map(|(m, w)| Member {
+            whitening: w.as_ref(),
+            ..*m
+        })
+        .collect();
+    let result = evaluate(&members, &runs, augmentation, crowding)?;
     let methods: Vec<&str> = loaded.iter().map(|(_, m)| m.config.method.name()).collect();
     if args.json {
         let described: Vec<_> = args
@@ -57,11 +94,27 @@ fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
+        // Classes (characters under each symmetry) and embeddings the first model's whitening
+        // was fitted on; every model's are fitted alike.
+        let whitening_json = match (
+            &args.whiten_from,
+            whitenings.first().and_then(Option::as_ref),
+        ) {
+            (Some(dir), Some(w)) => json!({
+                "from": dir, "shrinkage": args.whiten_shrinkage,
+                "classes": w.groups, "embeddings": w.samples,
+            }),
+            _ => serde_json::Value::Null,
+        };
         let mut out = json!({
             "runs": result.runs, "ways": result.ways, "items": result.items,
             "correct": result.correct, "accuracy": result.accuracy,
             "per_run": result.per_run, "scorer": result.scorer,
             "shifts": args.shifts, "symmetries": args.symmetries, "models": described,
+            "crowding": result.crowding,
+            "whitening": whitening_json,
+            "correct_without_crowding": result.correct_without_crowding,
+            "accuracy_without_crowding": result.accuracy_without_crowding,
         });
         // One model: its description at the top level too, as before ensembles.
         if let ([only], Some(object)) = (&described[..], out.as_object_mut()) {
@@ -71,8 +124,30 @@ fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
         }
         println!("{out}");
     } else {
+        let crowding_note = if crowding.is_on() && result.scorer.contains("distance") {
+            format!(
+                "; crowding scaling over {} neighbours to the power {}, {:.2}% without",
+                crowding.neighbours,
+                crowding.power,
+                result.accuracy_without_crowding * 100.0
+            )
+        } else {
+            String::new()
+        };
+        let whitening_note = match (
+            &args.whiten_from,
+            whitenings.first().and_then(Option::as_ref),
+        ) {
+            (Some(dir), Some(w)) => format!(
+                "; whitened by the scatter of {} characters x symmetries in {} (shrinkage {})",
+                w.groups,
+                dir.display(),
+                args.whiten_shrinkage
+            ),
+            _ => String::new(),
+        };
         println!(
-            "{}-way one-shot: {:.2}% ({} of {} items over {} runs; {} {}, {} scorer)",
+            "{}-way one-shot: {:.2}% ({} of {} items over {} runs; {} {}, {} scorer{}{})",
             result.ways,
             result.accuracy * 100.0,
             result.correct,
@@ -84,7 +159,9 @@ fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
             } else {
                 "models"
             },
-            result.scorer
+            result.scorer,
+            whitening_note,
+            crowding_note
         );
     }
     Ok(ExitCode::SUCCESS)
