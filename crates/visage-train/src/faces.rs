@@ -77,10 +77,7 @@ pub fn people_dataset(
     }
 }
 
-/// Squared Euclidean distance between two embeddings (0 to 4 for unit-length ones).
-pub fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
-}
+pub use crate::model::squared_distance;
 
 #[cfg(test)]
 mod tests {

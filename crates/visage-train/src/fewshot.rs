@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::data::{character_dirs, character_images, load_image, symmetry};
-use crate::model::SimilarityModel;
+use crate::model::{squared_distance, SimilarityModel};
 use crate::rng::Rng;
 use crate::train::{embed, TrainConfig};
 use crate::whitening::Whitening;
@@ -237,11 +237,6 @@ impl Crowding {
     }
 }
 
-/// `||a - b||²`.
-fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
-}
-
 /// Scores `[tests, classes]` (larger = more similar) of test embeddings against training
 /// embeddings: minus the squared distance, divided by each class's crowding divisor.
 pub fn distance_scores(
@@ -249,17 +244,34 @@ pub fn distance_scores(
     tests: &[Vec<f32>],
     crowding: Crowding,
 ) -> Vec<Vec<f32>> {
-    let divisors = crowding.divisors(training);
+    divided(
+        &plain_distance_scores(training, tests),
+        &crowding.divisors(training),
+    )
+}
+
+/// Minus the squared distance of every test embedding to every training embedding.
+fn plain_distance_scores(training: &[Vec<f32>], tests: &[Vec<f32>]) -> Vec<Vec<f32>> {
     tests
         .iter()
-        .map(|q| {
-            training
-                .iter()
-                .zip(&divisors)
-                .map(|(t, d)| -squared_distance(q, t) / d)
-                .collect()
-        })
+        .map(|q| training.iter().map(|t| -squared_distance(q, t)).collect())
         .collect()
+}
+
+/// `scores` with each class's column divided by its divisor.
+fn divided(scores: &[Vec<f32>], divisors: &[f32]) -> Vec<Vec<f32>> {
+    scores
+        .iter()
+        .map(|row| row.iter().zip(divisors).map(|(s, d)| s / d).collect())
+        .collect()
+}
+
+/// The class of the highest score in `row` (`None` when empty).
+fn best_class(row: &[f32]) -> Option<usize> {
+    row.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(k, _)| k)
 }
 
 /// `image` (`side x side`, row-major) moved by `dx`, `dy` pixels, background 0 where it came
@@ -354,10 +366,11 @@ fn view_scores(
             }
             Ok([out.clone(), out])
         }
-        _ => Ok([
-            distance_scores(&t, &q, crowding),
-            distance_scores(&t, &q, Crowding::OFF),
-        ]),
+        _ => {
+            // The distances once; crowding only divides them.
+            let plain = plain_distance_scores(&t, &q);
+            Ok([divided(&plain, &crowding.divisors(&t)), plain])
+        }
     }
 }
 
@@ -505,14 +518,7 @@ pub fn evaluate(
         total
             .iter()
             .zip(&run.tests)
-            .filter(|(row, (_, truth))| {
-                let best = row
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map(|(k, _)| k);
-                best == Some(*truth)
-            })
+            .filter(|(row, (_, truth))| best_class(row) == Some(*truth))
             .count()
     };
     // Runs are independent: score them side by side on the worker threads (the same result
@@ -684,11 +690,7 @@ mod tests {
     use super::*;
 
     fn best(row: &[f32]) -> usize {
-        row.iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map(|(k, _)| k)
-            .unwrap()
+        best_class(row).unwrap()
     }
 
     /// Three training images crowd together at the origin; a fourth stands alone.

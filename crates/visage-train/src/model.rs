@@ -270,6 +270,11 @@ pub struct LayerGeometry {
     pub padding: usize,
 }
 
+/// Squared Euclidean distance between two embeddings (0 to 4 for unit-length ones).
+pub fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
 /// Rows scaled to unit Euclidean length (a small epsilon keeps zero rows finite).
 pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
     let norm = x.clone().powi_scalar(2).sum_dim(1).add_scalar(1e-10).sqrt();

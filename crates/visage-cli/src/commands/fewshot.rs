@@ -139,7 +139,7 @@ fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
             whitenings.first().and_then(Option::as_ref),
         ) {
             (Some(dir), Some(w)) => format!(
-                "; whitened by the scatter of {} characters x symmetries in {} (shrinkage {})",
+                "; whitened by the scatter of {} classes (characters under each symmetry) in {} (shrinkage {})",
                 w.groups,
                 dir.display(),
                 args.whiten_shrinkage
