@@ -81,19 +81,20 @@ fn train_evaluate_and_resume_a_tiny_classifier_embedding() {
     assert!(run.join("optimizer.bpk").is_file());
 
     let model = run.join("model.safetensors");
-    let eval = json(&visage(&[
-        "fewshot",
-        "eval",
-        "--runs",
-        path(&runs),
-        "--model",
-        path(&model),
-        "--shifts",
-        "1",
-        "--symmetries",
-        "4",
-        "--json",
-    ]));
+    // `visage fewshot eval` of the model on the runs, with `extra` settings.
+    let evaluate = |extra: &[&str]| {
+        let mut a = vec![
+            "fewshot",
+            "eval",
+            "--runs",
+            path(&runs),
+            "--model",
+            path(&model),
+        ];
+        a.extend(extra);
+        visage(&a)
+    };
+    let eval = json(&evaluate(&["--shifts", "1", "--symmetries", "4", "--json"]));
     assert_eq!(
         (eval["items"].as_u64(), eval["ways"].as_u64()),
         (Some(10), Some(5))
@@ -129,6 +130,25 @@ fn train_evaluate_and_resume_a_tiny_classifier_embedding() {
         serde_json::json!({"kind": "centred", "radius": 0.25})
     );
     assert_eq!(resumed["config"]["framing"]["kind"], "as-drawn");
+
+    // Whitened by the training set's drawers: the JSON names the set and what it was fitted on
+    // (136 characters, 6 drawers each), and the text says so.
+    let whitened = json(&evaluate(&["--whiten-from", &small1, "--json"]));
+    assert_eq!(
+        (
+            &whitened["whitening"]["classes"],
+            &whitened["whitening"]["embeddings"]
+        ),
+        (&136.into(), &816.into()),
+        "{whitened}"
+    );
+    let text = evaluate(&["--whiten-from", &small1]);
+    assert!(text.status.success());
+    let said = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        said.contains("whitened by the scatter of 136 classes"),
+        "{said}"
+    );
 
     // Two checkpoints vote together, each framing the images its own way, each described.
     let mirrored_model = mirrored_run.join("model.safetensors");

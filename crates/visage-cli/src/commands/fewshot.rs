@@ -82,6 +82,11 @@ fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let result = evaluate(&members, &runs, augmentation, crowding)?;
     let methods: Vec<&str> = loaded.iter().map(|(_, m)| m.config.method.name()).collect();
+    // The set the first model's whitening was fitted on, and that whitening.
+    let whitened_by = args
+        .whiten_from
+        .as_ref()
+        .zip(whitenings.first().and_then(Option::as_ref));
     if args.json {
         let described: Vec<_> = args
             .model
@@ -96,15 +101,12 @@ fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
             .collect();
         // Classes (characters under each symmetry) and embeddings the first model's whitening
         // was fitted on; every model's are fitted alike.
-        let whitening_json = match (
-            &args.whiten_from,
-            whitenings.first().and_then(Option::as_ref),
-        ) {
-            (Some(dir), Some(w)) => json!({
+        let whitening_json = match whitened_by {
+            Some((dir, w)) => json!({
                 "from": dir, "shrinkage": args.whiten_shrinkage,
                 "classes": w.groups, "embeddings": w.samples,
             }),
-            _ => serde_json::Value::Null,
+            None => serde_json::Value::Null,
         };
         let mut out = json!({
             "runs": result.runs, "ways": result.ways, "items": result.items,
@@ -134,17 +136,14 @@ fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
         } else {
             String::new()
         };
-        let whitening_note = match (
-            &args.whiten_from,
-            whitenings.first().and_then(Option::as_ref),
-        ) {
-            (Some(dir), Some(w)) => format!(
+        let whitening_note = match whitened_by {
+            Some((dir, w)) => format!(
                 "; whitened by the scatter of {} classes (characters under each symmetry) in {} (shrinkage {})",
                 w.groups,
                 dir.display(),
                 args.whiten_shrinkage
             ),
-            _ => String::new(),
+            None => String::new(),
         };
         println!(
             "{}-way one-shot: {:.2}% ({} of {} items over {} runs; {} {}, {} scorer{}{})",
