@@ -8,6 +8,7 @@ use image::imageops::{self, FilterType};
 use image::{DynamicImage, ImageBuffer, Luma};
 use nalgebra::DMatrix;
 use visage_image::{decode_file, DecodeOptions};
+use visage_rng::SplitMix64;
 
 use crate::ClassicalError;
 
@@ -385,7 +386,7 @@ pub fn split_labels(
                     ),
                 });
         }
-        rng.shuffle(&mut mine);
+        shuffle(&mut rng, &mut mine);
         let (train, test) = mine.split_at(train_per_person);
         split.train.extend_from_slice(train);
         split.test.extend_from_slice(test);
@@ -395,37 +396,12 @@ pub fn split_labels(
     Ok(split)
 }
 
-/// A small seeded generator (SplitMix64): splits must be the same on every machine and for
-/// every version of every dependency, which a crate's "StdRng" does not promise.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator started from `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (n > 0); the modulo bias is below 2^-40 for the small n used here.
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    /// Fisher–Yates shuffle.
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i + 1);
-            items.swap(i, j);
-        }
+/// Fisher–Yates shuffle of `items`, each index drawn as 64 random bits modulo its range (the
+/// modulo bias is below 2^-40 for the small ranges here): every published split was drawn so.
+fn shuffle<T>(rng: &mut SplitMix64, items: &mut [T]) {
+    for i in (1..items.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        items.swap(i, j);
     }
 }
 

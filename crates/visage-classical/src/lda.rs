@@ -140,12 +140,12 @@ impl Lda {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::SplitMix64;
+    use visage_rng::SplitMix64;
 
     /// `c` clusters of `per` points in `d` dimensions, well apart.
     fn clusters(d: usize, c: usize, per: usize, seed: u64) -> (DMatrix<f64>, Vec<usize>) {
         let mut rng = SplitMix64::new(seed);
-        let mut u = || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+        let mut u = || rng.uniform() - 0.5;
         let centres = DMatrix::from_fn(d, c, |_, _| u() * 10.0);
         let x = DMatrix::from_fn(d, c * per, |r, col| centres[(r, col / per)] + u());
         let labels = (0..c * per).map(|i| i / per).collect();

@@ -497,9 +497,9 @@ mod tests {
     use super::*;
 
     fn data() -> (DMatrix<f64>, Vec<usize>) {
-        let mut rng = crate::dataset::SplitMix64::new(3);
+        let mut rng = visage_rng::SplitMix64::new(3);
         let x = DMatrix::from_fn(6, 12, |r, c| {
-            let noise = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            let noise = rng.uniform();
             ((c / 4) as f64) * 2.0 * ((r % 3) as f64 - 1.0) + noise * 0.3
         });
         (x, (0..12).map(|c| c / 4).collect())

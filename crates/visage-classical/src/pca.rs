@@ -105,12 +105,12 @@ impl Pca {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::SplitMix64;
+    use visage_rng::SplitMix64;
 
     /// Data on a few strong directions plus noise, as faces roughly are.
     pub(crate) fn toy(d: usize, n: usize, seed: u64) -> DMatrix<f64> {
         let mut rng = SplitMix64::new(seed);
-        let mut u = || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+        let mut u = || rng.uniform() - 0.5;
         let dirs = DMatrix::from_fn(d, 4, |_, _| u());
         let coefs = DMatrix::from_fn(4, n, |r, _| u() * (8.0 / (r + 1) as f64));
         let noise = DMatrix::from_fn(d, n, |_, _| u() * 0.05);

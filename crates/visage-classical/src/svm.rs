@@ -346,11 +346,7 @@ impl MultiSvm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::SplitMix64;
-
-    fn uniform(rng: &mut SplitMix64) -> f64 {
-        (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
+    use visage_rng::SplitMix64;
 
     /// Points on both sides of the line x + 2y = 1, none closer to it than `margin`.
     fn separable(n: usize, margin: f64, seed: u64) -> (DMatrix<f64>, Vec<bool>) {
@@ -358,7 +354,7 @@ mod tests {
         let mut cols = Vec::new();
         let mut y = Vec::new();
         while y.len() < n {
-            let (a, b) = (uniform(&mut rng) * 4.0 - 2.0, uniform(&mut rng) * 4.0 - 2.0);
+            let (a, b) = (rng.uniform() * 4.0 - 2.0, rng.uniform() * 4.0 - 2.0);
             let s = (a + 2.0 * b - 1.0) / 5f64.sqrt();
             if s.abs() >= margin {
                 cols.extend([a, b]);
@@ -397,8 +393,8 @@ mod tests {
         let mut cols = Vec::new();
         let mut y = Vec::new();
         for i in 0..120 {
-            let r = if i % 2 == 0 { 0.5 } else { 2.0 } + 0.2 * uniform(&mut rng);
-            let t = uniform(&mut rng) * std::f64::consts::TAU;
+            let r = if i % 2 == 0 { 0.5 } else { 2.0 } + 0.2 * rng.uniform();
+            let t = rng.uniform() * std::f64::consts::TAU;
             cols.extend([r * t.cos(), r * t.sin()]);
             y.push(i % 2 == 0);
         }
@@ -421,7 +417,7 @@ mod tests {
         let mut labels = Vec::new();
         for i in 0..60 {
             let (cx, cy) = centres[i % 3];
-            cols.extend([cx + uniform(&mut rng), cy + uniform(&mut rng)]);
+            cols.extend([cx + rng.uniform(), cy + rng.uniform()]);
             labels.push(i % 3);
         }
         let x = DMatrix::from_column_slice(2, 60, &cols);

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use image::RgbImage;
-use visage_nn::grad::check::SplitMix;
 use visage_nn::grad::{bce_with_logits, Array, ConvNd};
 use visage_nn::layers::{Conv, Relu, Sequential};
 use visage_nn::optim::Adam;
+use visage_rng::SplitMix64;
 
 use crate::{pan_tompkins, plot, DemoError, LayerGeometry, Trained};
 
@@ -122,7 +122,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<f64>, DemoError> {
 
 /// The network: dilated 1-D convolutions, 1 → 8 → 16 → 16 → 16 → 1 channels, same length out,
 /// with each layer's geometry (built side by side so the two cannot drift apart).
-fn network(rng: &mut SplitMix) -> (Sequential<f32>, Vec<LayerGeometry>) {
+fn network(rng: &mut SplitMix64) -> (Sequential<f32>, Vec<LayerGeometry>) {
     let first = ConvNd::new(1, 8, [9]).with_padding([4]);
     let mut net = Sequential::new()
         .push(Conv::new(first, rng))
@@ -262,7 +262,7 @@ fn fit(opts: &EkgOptions) -> Result<Fitted, DemoError> {
         }
     }
 
-    let mut rng = SplitMix::new(opts.seed);
+    let mut rng = SplitMix64::new(opts.seed);
     let (mut net, layers) = network(&mut rng);
     let mut adam = Adam::new(3e-3);
     let (crop, batch) = (720, 16);
@@ -487,7 +487,7 @@ mod tests {
 
     #[test]
     fn one_geometry_per_layer() {
-        let (net, layers) = network(&mut SplitMix::new(1));
+        let (net, layers) = network(&mut SplitMix64::new(1));
         assert_eq!(layers.len(), net.summary().len());
         assert!(matches!(layers[1], LayerGeometry::Pointwise));
     }

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use image::RgbImage;
-use visage_nn::grad::check::SplitMix;
 use visage_nn::grad::{softmax_cross_entropy, Array, ConvNd, PoolNd};
 use visage_nn::layers::{Conv, Dense, Flatten, MaxPool, Relu, Sequential};
 use visage_nn::optim::Adam;
+use visage_rng::SplitMix64;
 
 use crate::{plot, DemoError, LayerGeometry, Trained};
 
@@ -72,7 +72,7 @@ pub struct VolumeReport {
 }
 
 /// One synthetic volume (`SIZE³` voxels, z-major) of class `label`.
-pub fn synthesize(rng: &mut SplitMix, label: usize, noise: f64) -> Vec<f32> {
+pub fn synthesize(rng: &mut SplitMix64, label: usize, noise: f64) -> Vec<f32> {
     let c = SIZE as f64 / 2.0;
     let centre = [
         c + rng.range(-3.0, 3.0),
@@ -119,7 +119,7 @@ pub fn synthesize(rng: &mut SplitMix, label: usize, noise: f64) -> Vec<f32> {
     v
 }
 
-fn dataset(rng: &mut SplitMix, n: usize, noise: f64) -> (Vec<Vec<f32>>, Vec<usize>) {
+fn dataset(rng: &mut SplitMix64, n: usize, noise: f64) -> (Vec<Vec<f32>>, Vec<usize>) {
     let labels: Vec<usize> = (0..n).map(|i| i % 2).collect();
     let vols = labels.iter().map(|&l| synthesize(rng, l, noise)).collect();
     (vols, labels)
@@ -128,7 +128,7 @@ fn dataset(rng: &mut SplitMix, n: usize, noise: f64) -> (Vec<Vec<f32>>, Vec<usiz
 /// The network: three 3x3x3 convolutions with ReLU, the first two followed by 2x2x2 max pooling,
 /// then a global max over positions (a lesion may lie anywhere) and a dense layer; with each
 /// layer's geometry, built side by side so the two cannot drift apart.
-fn network(rng: &mut SplitMix) -> (Sequential<f32>, Vec<LayerGeometry>) {
+fn network(rng: &mut SplitMix64) -> (Sequential<f32>, Vec<LayerGeometry>) {
     let s = SIZE / 4;
     let conv1 = ConvNd::new(1, C1, [3, 3, 3]).with_padding([1, 1, 1]);
     let conv2 = ConvNd::new(C1, C2, [3, 3, 3]).with_padding([1, 1, 1]);
@@ -206,7 +206,7 @@ fn normalised(v: &[f32]) -> impl Iterator<Item = f32> + '_ {
 fn batch(
     vols: &[Vec<f32>],
     idx: &[usize],
-    augment: Option<&mut SplitMix>,
+    augment: Option<&mut SplitMix64>,
 ) -> Result<Array<f32>, DemoError> {
     let mut data = Vec::with_capacity(idx.len() * SIZE * SIZE * SIZE);
     let mut augment = augment;
@@ -238,7 +238,7 @@ fn fit(opts: &VolumeOptions) -> Result<Fitted, DemoError> {
             "need at least 2 training and 2 test volumes".into(),
         ));
     }
-    let mut rng = SplitMix::new(opts.seed);
+    let mut rng = SplitMix64::new(opts.seed);
     let (train_v, train_l) = dataset(&mut rng, opts.train, opts.noise);
     let (test_v, test_l) = dataset(&mut rng, opts.test, opts.noise);
     let (mut net, layers) = network(&mut rng);
@@ -403,11 +403,11 @@ mod tests {
 
     #[test]
     fn synthesis_is_deterministic_and_classes_have_similar_volume() {
-        let a = synthesize(&mut SplitMix::new(5), 1, 0.0);
-        let b = synthesize(&mut SplitMix::new(5), 1, 0.0);
+        let a = synthesize(&mut SplitMix64::new(5), 1, 0.0);
+        let b = synthesize(&mut SplitMix64::new(5), 1, 0.0);
         assert_eq!(a, b);
         let mass = |label: usize| -> f64 {
-            let mut rng = SplitMix::new(9);
+            let mut rng = SplitMix64::new(9);
             (0..20)
                 .map(|_| {
                     synthesize(&mut rng, label, 0.0)

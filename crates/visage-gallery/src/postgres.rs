@@ -21,8 +21,9 @@ use crate::hnsw::{Hnsw, HnswParams};
 use crate::keys::{check_new_key, hash_secret, new_secret, parse_scopes, ApiKey, IssuedKey, Scope};
 use crate::search::{TemplateMatrix, DIM};
 use crate::store::{
-    blob_to_encoding, check_name, encoding_to_blob, now, EnrollMode, Enrolled, IndexKind,
-    NewTemplate, Person, Searcher, Template, APPLICATION_ID, DEFAULT_THRESHOLD, SCHEMA_VERSION,
+    blob_to_encoding, check_enrollment, check_name, encoding_to_blob, now, EnrollMode, Enrolled,
+    IndexKind, NewTemplate, Person, Searcher, Template, APPLICATION_ID, DEFAULT_THRESHOLD,
+    SCHEMA_VERSION,
 };
 
 type Result<T> = std::result::Result<T, GalleryError>;
@@ -315,13 +316,7 @@ impl PgGallery {
         templates: &[NewTemplate],
         mode: EnrollMode,
     ) -> Result<Enrolled> {
-        let name = check_name(name)?;
-        if templates
-            .iter()
-            .any(|t| t.encoding.iter().any(|v| !v.is_finite()))
-        {
-            return Err(GalleryError::InvalidEncoding);
-        }
+        let name = check_enrollment(name, templates)?;
         let err = self.err();
         let mut client = self.client()?;
         let mut tx = client.transaction().map_err(&err)?;

@@ -192,6 +192,19 @@ pub(crate) fn check_name(name: &str) -> Result<&str> {
     Ok(trimmed)
 }
 
+/// `name` trimmed and checked as [`check_name`] does, and every encoding of `templates` found
+/// finite: what each backend checks before it enrolls anything.
+pub(crate) fn check_enrollment<'a>(name: &'a str, templates: &[NewTemplate]) -> Result<&'a str> {
+    let name = check_name(name)?;
+    if templates
+        .iter()
+        .any(|t| t.encoding.iter().any(|v| !v.is_finite()))
+    {
+        return Err(GalleryError::InvalidEncoding);
+    }
+    Ok(name)
+}
+
 impl Gallery {
     /// Opens the gallery at `path` for the models with manifest id `manifest_id`, creating it
     /// (and its directory) when absent. A gallery made by other models is refused with
@@ -437,13 +450,7 @@ impl Gallery {
         templates: &[NewTemplate],
         mode: EnrollMode,
     ) -> Result<Enrolled> {
-        let name = check_name(name)?;
-        if templates
-            .iter()
-            .any(|t| t.encoding.iter().any(|v| !v.is_finite()))
-        {
-            return Err(GalleryError::InvalidEncoding);
-        }
+        let name = check_enrollment(name, templates)?;
         let path = self.path.clone();
         let err = |e| GalleryError::sqlite(&path, e);
         let tx = self

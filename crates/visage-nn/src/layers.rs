@@ -6,9 +6,9 @@
 //! gradient buffers and returns the gradient with respect to its input. Optimizers
 //! ([`crate::optim`]) read and update parameters through [`Param`]s.
 
-use crate::grad::check::SplitMix;
 use crate::grad::{self, Array, ConvNd, PoolNd};
 use crate::{Float, NnError};
+use visage_rng::SplitMix64;
 
 /// One parameter tensor of a layer, flattened, with its accumulated gradient.
 #[derive(Debug)]
@@ -51,7 +51,7 @@ pub struct Conv<T> {
 
 impl<T: Float> Conv<T> {
     /// A convolution with He-initialised weights (normal, variance `2 / taps`) and zero bias.
-    pub fn new(geometry: ConvNd, rng: &mut SplitMix) -> Self {
+    pub fn new(geometry: ConvNd, rng: &mut SplitMix64) -> Self {
         let taps = geometry.taps().max(1);
         let std = (2.0 / taps as f64).sqrt();
         let weights: Vec<T> = (0..geometry.out_channels * taps)
@@ -279,7 +279,7 @@ pub struct Dense<T> {
 
 impl<T: Float> Dense<T> {
     /// A dense layer with He-initialised weights and zero bias.
-    pub fn new(inputs: usize, outputs: usize, rng: &mut SplitMix) -> Self {
+    pub fn new(inputs: usize, outputs: usize, rng: &mut SplitMix64) -> Self {
         let std = (2.0 / inputs.max(1) as f64).sqrt();
         let weights = (0..inputs * outputs)
             .map(|_| T::from_f64(rng.normal() * std))
@@ -481,7 +481,7 @@ mod tests {
     use super::*;
     use crate::grad::check::max_gradient_error;
 
-    fn net(rng: &mut SplitMix) -> Sequential<f64> {
+    fn net(rng: &mut SplitMix64) -> Sequential<f64> {
         Sequential::new()
             .push(Conv::new(
                 ConvNd::new(1, 3, [3, 3]).with_padding([1, 1]),
@@ -507,7 +507,7 @@ mod tests {
 
     #[test]
     fn whole_network_gradient_matches_finite_differences() {
-        let mut rng = SplitMix::new(1);
+        let mut rng = SplitMix64::new(1);
         let mut model = net(&mut rng);
         let x = Array::from_vec(&[2, 1, 6, 6], rng.vec(72)).unwrap();
         let labels = [0, 1];

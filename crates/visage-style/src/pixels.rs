@@ -94,22 +94,9 @@ impl Planar {
     /// Seeded white noise: mid-grey plus Gaussian noise of standard deviation `sigma`, the same
     /// image for the same seed on every machine.
     pub fn noise(width: usize, height: usize, seed: u64, sigma: f32) -> Self {
-        let mut state = seed;
-        let mut next = || {
-            // SplitMix64: tiny, and good enough for an initial image.
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rng = visage_rng::SplitMix64::new(seed);
         let data = (0..3 * width * height)
-            .map(|_| {
-                // Box–Muller.
-                let (u, v) = (next().max(1e-12), next());
-                let g = (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos();
-                (0.5 + sigma * g as f32).clamp(0.0, 1.0)
-            })
+            .map(|_| (0.5 + sigma * rng.normal() as f32).clamp(0.0, 1.0))
             .collect();
         Self {
             width,

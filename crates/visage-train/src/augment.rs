@@ -201,7 +201,7 @@ mod tests {
                 img[y * side + x] = 1.0;
             }
         }
-        let mut rng = Rng::new(3);
+        let mut rng = crate::rng::from_seed(3);
         assert_eq!(Augment::NONE.apply(&img, side, &mut rng), img);
         let out = Augment::OMNIGLOT.apply(&img, side, &mut rng);
         assert_ne!(out, img);
@@ -222,7 +222,7 @@ mod tests {
     #[test]
     fn a_warp_moves_pixels_by_its_root_mean_square_and_smoothly() {
         let (side, rms, sigma) = (28, 1.2, 3.0);
-        let (fx, fy) = warp_field(side, rms, sigma, &mut Rng::new(9));
+        let (fx, fy) = warp_field(side, rms, sigma, &mut crate::rng::from_seed(9));
         let power = fx.iter().chain(&fy).map(|v| v * v).sum::<f64>() / (side * side) as f64;
         assert!((power.sqrt() - rms).abs() < 1e-9, "rms {}", power.sqrt());
         // Smooth: neighbours move alike, far more alike than the field's own spread.
@@ -234,7 +234,7 @@ mod tests {
         let spread = fx.iter().map(|v| v * v).sum::<f64>() / (side * side) as f64;
         assert!(step < 0.1 * spread, "step {step} against {spread}");
         // Another draw, another field.
-        let (gx, _) = warp_field(side, rms, sigma, &mut Rng::new(10));
+        let (gx, _) = warp_field(side, rms, sigma, &mut crate::rng::from_seed(10));
         assert_ne!(fx, gx);
     }
 
@@ -250,7 +250,7 @@ mod tests {
             elastic_smoothing: 0.12,
             ..Augment::NONE
         };
-        let out = warped.apply(&img, side, &mut Rng::new(4));
+        let out = warped.apply(&img, side, &mut crate::rng::from_seed(4));
         assert_ne!(out, img);
         let (a, b): (f32, f32) = (img.iter().sum(), out.iter().sum());
         assert!((b / a - 1.0).abs() < 0.35, "ink {a} -> {b}");
@@ -267,7 +267,7 @@ mod tests {
             elastic_smoothing: 0.12,
             ..affine
         };
-        let (mut r1, mut r2) = (Rng::new(8), Rng::new(8));
+        let (mut r1, mut r2) = (crate::rng::from_seed(8), crate::rng::from_seed(8));
         let plain = affine.apply(&img, side, &mut r1);
         assert_ne!(both.apply(&img, side, &mut r2), plain);
         assert_eq!(affine.scaled(2.0).elastic, 0.0);
@@ -284,7 +284,7 @@ mod tests {
             ..Augment::NONE
         };
         // Draw until the coin says flip.
-        let mut rng = Rng::new(0);
+        let mut rng = crate::rng::from_seed(0);
         let flipped = (0..20)
             .map(|_| flip.apply(&img, side, &mut rng))
             .find(|o| *o != img)

@@ -14,7 +14,6 @@ use serde::Serialize;
 
 use crate::data::{character_dirs, character_images, load_image, symmetry};
 use crate::model::{squared_distance, SimilarityModel};
-use crate::rng::Rng;
 use crate::train::{embed, TrainConfig};
 use crate::whitening::Whitening;
 use crate::TrainError;
@@ -638,7 +637,7 @@ pub fn build_runs(
             spec.ways
         )));
     }
-    let mut rng = Rng::new(spec.seed);
+    let mut rng = crate::rng::from_seed(spec.seed);
     for r in 0..spec.runs {
         let (_, dirs) = &by_alphabet[r % by_alphabet.len()];
         let name = format!("run{:02}", r + 1);

@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn a_head_on_separable_encodings_beats_chance_by_far() {
         // Identities are random points; same-identity encodings differ by small noise.
-        let mut rng = Rng::new(5);
+        let mut rng = crate::rng::from_seed(5);
         let point = |rng: &mut Rng| {
             (0..8)
                 .map(|_| rng.range(-1.0, 1.0) as f32)

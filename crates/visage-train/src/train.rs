@@ -737,7 +737,7 @@ pub fn train_on(
                 model,
                 c,
                 meta.step,
-                Rng::from_state(meta.rng_state),
+                Rng::new(meta.rng_state),
                 meta.curve,
                 meta.train_seconds,
             )
@@ -748,7 +748,7 @@ pub fn train_on(
                 *classes = data.classes.len();
             }
             let model = new_model_on(&config, &device);
-            let rng = Rng::new(config.seed);
+            let rng = crate::rng::from_seed(config.seed);
             (model, config, 0, rng, Vec::new(), 0.0)
         }
     };
@@ -978,7 +978,7 @@ mod tests {
         config.images_per_class = 2;
         config.augment = Augment::NONE;
         config.within_alphabet = true;
-        let mut rng = Rng::new(9);
+        let mut rng = crate::rng::from_seed(9);
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..50 {
             let b = sample_batch(&data, &config, &mut rng);
@@ -1027,7 +1027,7 @@ mod tests {
         config.augment = Augment::NONE;
         let device = Device::flex().autodiff();
         let model = checkpoint::new_model(&config, &device);
-        let b = sample_batch(&data, &config, &mut Rng::new(5));
+        let b = sample_batch(&data, &config, &mut crate::rng::from_seed(5));
         let whole = run_parts(&model, &mut [], &config, vec![(b.clone(), 1.0)], &device).unwrap();
         let mut replicas = vec![checkpoint::new_model(&config, &device)];
         let halves = vec![(b.clone(), 0.5), (b, 0.5)];

@@ -18,7 +18,7 @@ use visage_classical::{
 };
 use visage_eval::cache::ImageEncoding;
 use visage_eval::faces::{FaceChoice, PipelineEncoder};
-use visage_eval::lfw::parse_pairs;
+use visage_eval::lfw::{distinct_images, parse_pairs};
 use visage_eval::runner::{encode_all, EncodeStats, ImageEncoder};
 
 use super::gallery_db::{open_cache, progress_bar};
@@ -554,12 +554,7 @@ fn eval_pairs(args: &ClassicalEvalArgs) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(pairs_path)
         .with_context(|| format!("cannot read {}", pairs_path.display()))?;
     let pairs = parse_pairs(&text, images)?;
-    let mut paths: Vec<PathBuf> = pairs
-        .iter()
-        .flat_map(|p| [p.a.clone(), p.b.clone()])
-        .collect();
-    paths.sort();
-    paths.dedup();
+    let paths = distinct_images(&pairs);
     let index: HashMap<&PathBuf, usize> = paths.iter().enumerate().map(|(i, p)| (p, i)).collect();
     let refs: Vec<PairRef> = pairs
         .iter()

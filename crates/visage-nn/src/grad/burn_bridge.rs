@@ -38,9 +38,9 @@ pub fn from_burn<const D: usize>(tensor: Tensor<D>) -> Result<Array<f32>, NnErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grad::check::SplitMix;
     use crate::grad::{conv_backward, conv_forward, ConvNd};
     use burn::tensor::ops::ConvOptions;
+    use visage_rng::SplitMix64;
 
     fn close(a: &[f32], b: &[f32], what: &str) {
         assert_eq!(a.len(), b.len(), "{what}");
@@ -51,7 +51,7 @@ mod tests {
 
     #[test]
     fn conv2d_and_its_gradients_match_burn_autodiff() {
-        let mut rng = SplitMix::new(12);
+        let mut rng = SplitMix64::new(12);
         let g = ConvNd::new(4, 6, [3, 3])
             .with_stride([2, 1])
             .with_padding([1, 2])

@@ -662,7 +662,8 @@ pub fn run_fast(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grad::check::{max_gradient_error, SplitMix};
+    use crate::grad::check::max_gradient_error;
+    use visage_rng::SplitMix64;
 
     /// Direct loops over the definition, for 3-D (lower dimensions as depth/height 1).
     fn reference(g: &ConvNd, x: &Array<f64>, w: &[f64], b: &[f64]) -> Array<f64> {
@@ -733,7 +734,7 @@ mod tests {
         spatial: &[usize],
         seed: u64,
     ) -> (Array<f64>, Vec<f64>, Vec<f64>) {
-        let mut rng = SplitMix::new(seed);
+        let mut rng = SplitMix64::new(seed);
         let mut dims = vec![n, g.in_channels];
         dims.extend_from_slice(spatial);
         let len = dims.iter().product();
@@ -770,7 +771,7 @@ mod tests {
         let (x, w, b) = random_case(g, n, spatial, 11);
         let out_dims = g.output_dims(x.dims()).unwrap();
         let r =
-            Array::from_vec(&out_dims, SplitMix::new(3).vec(out_dims.iter().product())).unwrap();
+            Array::from_vec(&out_dims, SplitMix64::new(3).vec(out_dims.iter().product())).unwrap();
         let grads = conv_backward(g, &x, &w, &r).unwrap();
         let loss = |x: &Array<f64>, w: &[f64], b: &[f64]| -> f64 {
             let y = conv_forward(g, x, w, Some(b)).unwrap();
@@ -882,7 +883,7 @@ mod tests {
     /// the same call in `f64` takes the generic one.
     #[test]
     fn large_f32_convolutions_agree_with_f64() {
-        let mut rng = SplitMix::new(8);
+        let mut rng = SplitMix64::new(8);
         let g = ConvNd::new(16, 32, [3, 3]).with_padding([1, 1]);
         let dims = [1, 16, 48, 48];
         let x = Array::from_vec(&dims, rng.vec(16 * 48 * 48)).unwrap();
@@ -907,7 +908,7 @@ mod tests {
 
     #[test]
     fn fast_kernels_agree_with_generic() {
-        let mut rng = SplitMix::new(5);
+        let mut rng = SplitMix64::new(5);
         let g = ConvNd::new(5, 7, [3, 3]).with_padding([1, 1]);
         let x = Array::from_vec(&[2, 5, 12, 11], rng.vec(2 * 5 * 132))
             .unwrap()

@@ -68,12 +68,13 @@ fn split(dims: &[usize]) -> Result<(usize, usize, usize), NnError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grad::check::{max_gradient_error, SplitMix};
+    use crate::grad::check::max_gradient_error;
+    use visage_rng::SplitMix64;
 
     #[test]
     fn matches_direct_sums() {
         let dims = [2, 3, 4, 5];
-        let x = Array::from_vec(&dims, SplitMix::new(1).vec(120)).unwrap();
+        let x = Array::from_vec(&dims, SplitMix64::new(1).vec(120)).unwrap();
         let g = gram(&x).unwrap();
         for n in 0..2 {
             for i in 0..3 {
@@ -90,8 +91,8 @@ mod tests {
     #[test]
     fn gradient_matches_finite_differences() {
         let dims = [2, 3, 4, 5];
-        let x = Array::from_vec(&dims, SplitMix::new(1).vec(120)).unwrap();
-        let r = Array::from_vec(&[2, 3, 3], SplitMix::new(2).vec(18)).unwrap();
+        let x = Array::from_vec(&dims, SplitMix64::new(1).vec(120)).unwrap();
+        let r = Array::from_vec(&[2, 3, 3], SplitMix64::new(2).vec(18)).unwrap();
         let d = gram_backward(&x, &r).unwrap();
         let e = max_gradient_error(
             |v| {

@@ -171,10 +171,11 @@ pub fn triplet<T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grad::check::{max_gradient_error, SplitMix};
+    use crate::grad::check::max_gradient_error;
+    use visage_rng::SplitMix64;
 
     fn arr(dims: &[usize], seed: u64) -> Array<f64> {
-        Array::from_vec(dims, SplitMix::new(seed).vec(dims.iter().product())).unwrap()
+        Array::from_vec(dims, SplitMix64::new(seed).vec(dims.iter().product())).unwrap()
     }
 
     #[test]

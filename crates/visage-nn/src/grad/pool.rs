@@ -222,7 +222,8 @@ pub fn avg_pool_backward<T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grad::check::{max_gradient_error, SplitMix};
+    use crate::grad::check::max_gradient_error;
+    use visage_rng::SplitMix64;
 
     fn cases() -> Vec<(PoolNd, Vec<usize>)> {
         vec![
@@ -295,7 +296,7 @@ mod tests {
     #[test]
     fn forward_matches_reference() {
         for (p, dims) in cases() {
-            let x = Array::from_vec(&dims, SplitMix::new(1).vec(dims.iter().product())).unwrap();
+            let x = Array::from_vec(&dims, SplitMix64::new(1).vec(dims.iter().product())).unwrap();
             let (m, _) = max_pool(&p, &x).unwrap();
             assert_eq!(m.data(), reference(&p, &x, true).as_slice(), "{p:?}");
             let a = avg_pool(&p, &x).unwrap();
@@ -319,9 +320,9 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         for (p, dims) in cases() {
-            let x = Array::from_vec(&dims, SplitMix::new(2).vec(dims.iter().product())).unwrap();
+            let x = Array::from_vec(&dims, SplitMix64::new(2).vec(dims.iter().product())).unwrap();
             let od = p.output_dims(&dims).unwrap();
-            let r = Array::from_vec(&od, SplitMix::new(3).vec(od.iter().product())).unwrap();
+            let r = Array::from_vec(&od, SplitMix64::new(3).vec(od.iter().product())).unwrap();
             let dot =
                 |y: &Array<f64>| -> f64 { y.data().iter().zip(r.data()).map(|(a, b)| a * b).sum() };
             let (_, arg) = max_pool(&p, &x).unwrap();

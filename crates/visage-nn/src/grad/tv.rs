@@ -51,7 +51,8 @@ pub fn total_variation<T: Float>(images: &Array<T>) -> Result<(T, Array<T>), NnE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grad::check::{max_gradient_error, SplitMix};
+    use crate::grad::check::max_gradient_error;
+    use visage_rng::SplitMix64;
 
     #[test]
     fn value_and_gradient() {
@@ -59,7 +60,7 @@ mod tests {
         // Pairs: (0,1) 1, (3,3) 0, (0,3) 9, (1,3) 4.
         assert_eq!(total_variation(&x).unwrap().0, 14.0);
         let dims = [2, 2, 4, 5];
-        let x = Array::from_vec(&dims, SplitMix::new(4).vec(80)).unwrap();
+        let x = Array::from_vec(&dims, SplitMix64::new(4).vec(80)).unwrap();
         let (_, g) = total_variation(&x).unwrap();
         let e = max_gradient_error(
             |v| {

@@ -76,9 +76,9 @@ impl Adam {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grad::check::SplitMix;
     use crate::grad::{softmax_cross_entropy, Array, ConvNd, PoolNd};
     use crate::layers::{Conv, Dense, Flatten, MaxPool, Relu, Sequential};
+    use visage_rng::SplitMix64;
 
     #[test]
     fn rosenbrock_converges() {
@@ -97,7 +97,7 @@ mod tests {
 
     #[test]
     fn small_network_loss_falls() {
-        let mut rng = SplitMix::new(3);
+        let mut rng = SplitMix64::new(3);
         let mut net: Sequential<f32> = Sequential::new()
             .push(Conv::new(
                 ConvNd::new(1, 4, [3]).with_padding([1]),

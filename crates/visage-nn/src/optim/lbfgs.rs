@@ -153,10 +153,10 @@ impl Lbfgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grad::check::SplitMix;
     use crate::grad::{
         conv_backward, conv_forward, gram, gram_backward, mse, total_variation, Array, ConvNd,
     };
+    use visage_rng::SplitMix64;
 
     #[test]
     fn rosenbrock_converges() {
@@ -174,7 +174,7 @@ mod tests {
     /// features matches a target's, with a little total variation.
     #[test]
     fn image_matches_target_style() {
-        let mut rng = SplitMix::new(9);
+        let mut rng = SplitMix64::new(9);
         let g = ConvNd::new(1, 4, [3, 3]).with_padding([1, 1]);
         let w = rng.vec(4 * 9);
         let dims = [1, 1, 8, 8];
@@ -210,7 +210,7 @@ mod tests {
     fn small_network_loss_falls() {
         use crate::grad::softmax_cross_entropy;
         use crate::layers::{Conv, Dense, Flatten, Relu, Sequential};
-        let mut rng = SplitMix::new(4);
+        let mut rng = SplitMix64::new(4);
         let mut net: Sequential<f64> = Sequential::new()
             .push(Conv::new(ConvNd::new(1, 3, [3]), &mut rng))
             .push(Relu::new())
