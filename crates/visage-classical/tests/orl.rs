@@ -1,17 +1,14 @@
 //! End-to-end checks on the real ORL faces (40 people x 10 images of 92x112), read from
 //! `VISAGE_SHARED` (default: `../shared` beside the workspace).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use visage_classical::{
     ClassicalModel, ClassifierSpec, Dataset, FeatureSpec, Input, LoadOptions, Metric,
 };
 
 fn orl() -> PathBuf {
-    let shared = match std::env::var_os("VISAGE_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    };
+    let shared = visage_testdata::shared();
     let dir = shared.join("data/orl");
     assert!(
         dir.is_dir(),

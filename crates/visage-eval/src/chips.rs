@@ -389,12 +389,7 @@ pub fn extract_all(
 mod tests {
     use super::*;
 
-    fn shared() -> PathBuf {
-        std::env::var_os("VISAGE_SHARED").map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-            PathBuf::from,
-        )
-    }
+    use visage_testdata::shared;
 
     fn lfw(name: &str, n: u32) -> PathBuf {
         crate::lfw::image_path(&shared().join("data/lfw/images"), name, n)

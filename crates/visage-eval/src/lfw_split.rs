@@ -98,10 +98,7 @@ mod tests {
     use crate::lfw::parse_pairs;
 
     fn real_pairs() -> Vec<Pair> {
-        let shared = std::env::var_os("VISAGE_SHARED").map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-            PathBuf::from,
-        );
+        let shared = visage_testdata::shared();
         let lfw = shared.join("data/lfw");
         let text = std::fs::read_to_string(lfw.join("pairs.txt")).expect("../shared LFW pairs");
         parse_pairs(&text, &lfw.join("images")).unwrap()

@@ -11,11 +11,7 @@ use visage_fast_style::{
 };
 use visage_image::{decode_file, DecodeOptions};
 
-fn shared() -> PathBuf {
-    std::env::var_os("VISAGE_SHARED")
-        .map(Into::into)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
+use visage_testdata::shared;
 
 fn models() -> PathBuf {
     shared().join("models")

@@ -1,14 +1,11 @@
 //! Every golden photo decodes to exactly the pixels the peer (PIL) decoded.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use visage_image::{decode_file, DecodeOptions};
 
 fn golden_dir() -> PathBuf {
-    match std::env::var_os("VISAGE_SHARED") {
-        Some(dir) => PathBuf::from(dir).join("golden/dlib"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden/dlib"),
-    }
+    visage_testdata::shared().join("golden/dlib")
 }
 
 #[test]

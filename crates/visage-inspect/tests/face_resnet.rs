@@ -2,17 +2,10 @@
 //! receptive-field arithmetic, and a step's output is the same whether captured alone or with
 //! others.
 
-use std::path::{Path, PathBuf};
-
 use image::{Rgb, RgbImage};
 use visage_inspect::{FaceResnetInspector, Input, Network};
 
-fn shared() -> PathBuf {
-    match std::env::var_os("VISAGE_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-}
+use visage_testdata::shared;
 
 #[test]
 fn maps_match_the_field_arithmetic() {

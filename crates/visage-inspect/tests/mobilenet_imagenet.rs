@@ -1,16 +1,11 @@
 //! MobileNetV2's torchvision weights load correctly: real ImageNet photos get their class.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use visage_image::{decode_file, DecodeOptions};
 use visage_inspect::{Input, MobileNetInspector};
 
-fn shared() -> PathBuf {
-    match std::env::var_os("VISAGE_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-}
+use visage_testdata::shared;
 
 #[test]
 fn classifies_imagenet_photos() {

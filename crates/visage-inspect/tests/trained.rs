@@ -1,8 +1,6 @@
 //! The adapters for networks Visage trains or users supply: a `visage train` checkpoint (trained
 //! here for a few steps on real Omniglot images) and VGG19 with random weights.
 
-use std::path::{Path, PathBuf};
-
 use visage_image::{decode_file, DecodeOptions};
 use visage_inspect::{grey_square, CheckpointInspector, Network, Vgg19Inspector};
 use visage_train::augment::Augment;
@@ -11,12 +9,7 @@ use visage_train::data::{character_images, load_image, load_omniglot, Framing};
 use visage_train::model::NetConfig;
 use visage_train::train::{train, Method, TrainConfig};
 
-fn shared() -> PathBuf {
-    match std::env::var_os("VISAGE_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-}
+use visage_testdata::shared;
 
 #[test]
 fn a_checkpoint_is_inspected_as_it_was_trained() {

@@ -13,7 +13,7 @@
 //! ```
 //! Bounded in time (about seconds + overload-seconds) and count; exits 1 when a check fails.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -76,12 +76,7 @@ fn options() -> Result<Options, String> {
     Ok(o)
 }
 
-fn shared() -> PathBuf {
-    std::env::var_os("VISAGE_SHARED").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-        PathBuf::from,
-    )
-}
+use visage_testdata::shared;
 
 fn photo(name: &str) -> PathBuf {
     let p = PathBuf::from(name);

@@ -809,13 +809,7 @@ mod tests {
         })
     }
 
-    fn shared() -> std::path::PathBuf {
-        std::env::var_os("VISAGE_SHARED")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| {
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
-            })
-    }
+    use visage_testdata::shared;
 
     #[test]
     fn vgg19_with_random_weights_takes_gradients_and_lowers_the_cost() {

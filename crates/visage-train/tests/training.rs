@@ -19,11 +19,7 @@ use visage_train::mining::Miner;
 use visage_train::model::{NetConfig, PairFeatures};
 use visage_train::train::{embed, train, Method, TrainConfig};
 
-fn shared() -> PathBuf {
-    std::env::var_os("VISAGE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
+use visage_testdata::shared;
 
 fn omniglot(set: &str) -> PathBuf {
     shared().join("data/omniglot").join(set)

@@ -1,19 +1,14 @@
 //! Helpers every end-to-end test of the `visage` binary shares.
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
 /// The shared directory (models, data, golden outputs): `VISAGE_SHARED`, or `../shared` beside
 /// the workspace.
-pub fn shared() -> PathBuf {
-    match std::env::var_os("VISAGE_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-}
+pub use visage_testdata::shared;
 
 /// The models directory inside the shared directory.
 pub fn models() -> PathBuf {

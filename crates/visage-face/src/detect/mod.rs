@@ -288,10 +288,7 @@ mod tests {
     use super::*;
 
     fn model_path() -> std::path::PathBuf {
-        let shared = match std::env::var_os("VISAGE_SHARED") {
-            Some(dir) => std::path::PathBuf::from(dir),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-        };
+        let shared = visage_testdata::shared();
         shared.join("models/dlib/frontal_face_detector.svm")
     }
 

@@ -2,18 +2,13 @@
 //! The data comes from the shared directory: `VISAGE_SHARED`, or `../shared` beside the workspace.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 use visage_image::{decode_file, DecodeOptions, RgbImage};
 
 /// The shared directory (models, data, golden outputs).
-pub fn shared_dir() -> PathBuf {
-    match std::env::var_os("VISAGE_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-}
+pub use visage_testdata::shared as shared_dir;
 
 /// The dlib models directory.
 pub fn models_dir() -> PathBuf {

@@ -780,10 +780,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn models_dir() -> PathBuf {
-        match std::env::var_os("VISAGE_SHARED") {
-            Some(dir) => PathBuf::from(dir).join("models/dlib"),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models/dlib"),
-        }
+        visage_testdata::shared().join("models/dlib")
     }
 
     fn model_path() -> PathBuf {

@@ -357,10 +357,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn model_path() -> PathBuf {
-        let shared = match std::env::var_os("VISAGE_SHARED") {
-            Some(dir) => PathBuf::from(dir),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-        };
+        let shared = visage_testdata::shared();
         shared.join("models/dlib/shape_predictor_5_face_landmarks.dat")
     }
 

@@ -515,11 +515,7 @@ mod tests {
         assert!(Model::parse(b"not an onnx file at all").is_err());
     }
 
-    fn shared() -> std::path::PathBuf {
-        std::env::var_os("VISAGE_SHARED")
-            .map(Into::into)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-    }
+    use visage_testdata::shared;
 
     #[test]
     fn reads_the_multistyle_network() {

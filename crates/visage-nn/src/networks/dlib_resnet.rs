@@ -692,14 +692,10 @@ fn pair_mut_first(buffers: &mut [Tensor], a: usize, b: usize) -> (&mut Tensor, &
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn model() -> ResnetModel {
-        let path = match std::env::var_os("VISAGE_SHARED") {
-            Some(dir) => PathBuf::from(dir),
-            None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-        }
-        .join("models/dlib/dlib_face_recognition_resnet_model_v1.dat");
+        let path =
+            visage_testdata::shared().join("models/dlib/dlib_face_recognition_resnet_model_v1.dat");
         ResnetModel::from_file(&path).unwrap_or_else(|e| panic!("{e}"))
     }
 

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -11,12 +11,7 @@ use visage_face::FaceModels;
 use visage_gallery::{GalleryDb, Scope};
 use visage_server::{AppState, ServerConfig};
 
-pub fn shared() -> PathBuf {
-    match std::env::var_os("VISAGE_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-}
+pub use visage_testdata::shared;
 
 pub fn photo(name: &str) -> PathBuf {
     shared().join("golden/dlib/images").join(name)

@@ -357,12 +357,7 @@ mod tests {
     use visage_train::mining::Miner;
     use visage_train::train::{train, Method};
 
-    fn shared() -> PathBuf {
-        std::env::var_os("VISAGE_SHARED").map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-            PathBuf::from,
-        )
-    }
+    use visage_testdata::shared;
 
     /// A few real LFW people with several images each, chipped by the real pipeline.
     #[test]
