@@ -388,7 +388,6 @@ pub fn extract_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-
     use visage_testdata::shared;
 
     fn lfw(name: &str, n: u32) -> PathBuf {

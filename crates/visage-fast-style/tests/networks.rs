@@ -10,7 +10,6 @@ use visage_fast_style::{
     StyleVector, StyleWeights,
 };
 use visage_image::{decode_file, DecodeOptions};
-
 use visage_testdata::shared;
 
 fn models() -> PathBuf {

@@ -4,32 +4,7 @@
 //! PostgreSQL comes from `VISAGE_TEST_POSTGRES` (a server URL; `.ci/run` starts one). When it is
 //! set the PostgreSQL tests must reach it and fail otherwise; unset, they are skipped with a note.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use visage_gallery::{EnrollMode, GalleryDb, GalleryError, IndexKind, NewTemplate, Scope, DIM};
-
-/// A fresh, empty database on the test server, or `None` (with a note) when none is configured.
-fn postgres_db() -> Option<String> {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let Ok(url) = std::env::var("VISAGE_TEST_POSTGRES") else {
-        eprintln!("note: VISAGE_TEST_POSTGRES is not set; skipping the PostgreSQL half");
-        return None;
-    };
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap_or_else(|e| {
-        panic!("VISAGE_TEST_POSTGRES is set but the server does not answer ({e})")
-    });
-    let name = format!(
-        "visage_gallery_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    );
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .and_then(|()| admin.batch_execute(&format!("CREATE DATABASE {name}")))
-        .expect("create a test database");
-    let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
-    Some(format!("{base}/{name}"))
-}
 
 fn template(seed: f32) -> NewTemplate {
     let mut encoding = [0.0; DIM];
@@ -150,14 +125,16 @@ fn sqlite_behaves_like_a_gallery() {
 
 #[test]
 fn postgres_behaves_like_a_gallery() {
-    if let Some(url) = postgres_db() {
+    if let Some(url) = visage_testdata::postgres_database("visage_gallery") {
         behaves_like_a_gallery(&url);
     }
 }
 
 #[test]
 fn postgres_concurrent_enrolments_of_one_name_create_one_person() {
-    let Some(url) = postgres_db() else { return };
+    let Some(url) = visage_testdata::postgres_database("visage_gallery") else {
+        return;
+    };
     GalleryDb::open(&url, "m1").unwrap();
     let outcomes: Vec<Result<bool, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..6)

@@ -4,7 +4,6 @@
 
 use image::{Rgb, RgbImage};
 use visage_inspect::{FaceResnetInspector, Input, Network};
-
 use visage_testdata::shared;
 
 #[test]

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use visage_image::{decode_file, DecodeOptions};
 use visage_inspect::{Input, MobileNetInspector};
-
 use visage_testdata::shared;
 
 #[test]

@@ -3,13 +3,12 @@
 
 use visage_image::{decode_file, DecodeOptions};
 use visage_inspect::{grey_square, CheckpointInspector, Network, Vgg19Inspector};
+use visage_testdata::shared;
 use visage_train::augment::Augment;
 use visage_train::checkpoint::InspectableNet;
 use visage_train::data::{character_images, load_image, load_omniglot, Framing};
 use visage_train::model::NetConfig;
 use visage_train::train::{train, Method, TrainConfig};
-
-use visage_testdata::shared;
 
 #[test]
 fn a_checkpoint_is_inspected_as_it_was_trained() {

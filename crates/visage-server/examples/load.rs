@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use visage_face::FaceModels;
 use visage_gallery::{GalleryDb, Scope};
 use visage_server::{AppState, ServerConfig};
+use visage_testdata::shared;
 
 struct Options {
     clients: usize,
@@ -75,8 +76,6 @@ fn options() -> Result<Options, String> {
     }
     Ok(o)
 }
-
-use visage_testdata::shared;
 
 fn photo(name: &str) -> PathBuf {
     let p = PathBuf::from(name);

@@ -787,6 +787,7 @@ pub fn plan_tiles(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use visage_testdata::shared;
 
     fn options() -> StyleOptions {
         StyleOptions {
@@ -808,8 +809,6 @@ mod tests {
             ])
         })
     }
-
-    use visage_testdata::shared;
 
     #[test]
     fn vgg19_with_random_weights_takes_gradients_and_lowers_the_cost() {

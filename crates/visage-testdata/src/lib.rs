@@ -11,6 +11,33 @@ pub fn shared() -> PathBuf {
     }
 }
 
+/// A fresh, empty database named `{prefix}_{process id}_{n}` on the PostgreSQL server whose URL
+/// is in `VISAGE_TEST_POSTGRES`, as a URL; `None`, with a note, when that variable is unset. Set
+/// but unreachable is a failure (a panic), never a skip.
+#[cfg(feature = "postgres")]
+pub fn postgres_database(prefix: &str) -> Option<String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let Ok(url) = std::env::var("VISAGE_TEST_POSTGRES") else {
+        eprintln!("note: VISAGE_TEST_POSTGRES is not set; skipping the PostgreSQL tests");
+        return None;
+    };
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap_or_else(|e| {
+        panic!("VISAGE_TEST_POSTGRES is set but the server does not answer ({e})")
+    });
+    let name = format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    );
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .and_then(|()| admin.batch_execute(&format!("CREATE DATABASE {name}")))
+        .expect("create a test database");
+    let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
+    Some(format!("{base}/{name}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use visage_testdata::shared;
 use visage_train::augment::Augment;
 use visage_train::checkpoint::{self, InspectableNet};
 use visage_train::data::{
@@ -18,8 +19,6 @@ use visage_train::fewshot::{
 use visage_train::mining::Miner;
 use visage_train::model::{NetConfig, PairFeatures};
 use visage_train::train::{embed, train, Method, TrainConfig};
-
-use visage_testdata::shared;
 
 fn omniglot(set: &str) -> PathBuf {
     shared().join("data/omniglot").join(set)

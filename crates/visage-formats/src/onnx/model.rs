@@ -457,6 +457,7 @@ fn from_le<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use visage_testdata::shared;
 
     fn field_bytes(number: u32, payload: &[u8]) -> Vec<u8> {
         let mut out = vec![(number << 3 | 2) as u8, payload.len() as u8];
@@ -514,8 +515,6 @@ mod tests {
         assert!(Model::parse(&[]).is_err());
         assert!(Model::parse(b"not an onnx file at all").is_err());
     }
-
-    use visage_testdata::shared;
 
     #[test]
     fn reads_the_multistyle_network() {

@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use visage_face::FaceModels;
@@ -38,25 +37,7 @@ impl Backend {
     /// A fresh database on `VISAGE_TEST_POSTGRES`, or `None` with a note when it is unset. Set
     /// but unreachable is a failure, never a skip.
     pub fn postgres() -> Option<Self> {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let Ok(url) = std::env::var("VISAGE_TEST_POSTGRES") else {
-            eprintln!("note: VISAGE_TEST_POSTGRES is not set; skipping the PostgreSQL run");
-            return None;
-        };
-        let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap_or_else(|e| {
-            panic!("VISAGE_TEST_POSTGRES is set but the server does not answer ({e})")
-        });
-        let name = format!(
-            "visage_server_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-            .and_then(|()| admin.batch_execute(&format!("CREATE DATABASE {name}")))
-            .expect("create a test database");
-        let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
-        Some(Backend::Postgres(format!("{base}/{name}")))
+        visage_testdata::postgres_database("visage_server").map(Backend::Postgres)
     }
 
     pub fn location(&self) -> String {

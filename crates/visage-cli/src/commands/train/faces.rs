@@ -354,10 +354,9 @@ mod tests {
     use super::*;
     use visage_face::DetectOptions;
     use visage_image::DecodeOptions;
+    use visage_testdata::shared;
     use visage_train::mining::Miner;
     use visage_train::train::{train, Method};
-
-    use visage_testdata::shared;
 
     /// A few real LFW people with several images each, chipped by the real pipeline.
     #[test]
