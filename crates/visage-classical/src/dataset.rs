@@ -396,11 +396,11 @@ pub fn split_labels(
     Ok(split)
 }
 
-/// Fisher–Yates shuffle of `items`, each index drawn as 64 random bits modulo its range (the
-/// modulo bias is below 2^-40 for the small ranges here): every published split was drawn so.
+/// Fisher–Yates shuffle of `items`, each index drawn by [`SplitMix64::below_by_modulo`] as
+/// every published split was.
 fn shuffle<T>(rng: &mut SplitMix64, items: &mut [T]) {
     for i in (1..items.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        let j = rng.below_by_modulo(i + 1);
         items.swap(i, j);
     }
 }

@@ -141,14 +141,8 @@ pub fn draw_pairs(
         return pairs;
     }
     let genuine = pairs.len().max(1);
-    let mut state = seed;
-    let mut next = |n: usize| {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) % n as u64) as usize
-    };
+    let mut rng = visage_rng::SplitMix64::new(seed);
+    let mut next = |n: usize| rng.below_by_modulo(n);
     for _ in 0..genuine {
         let pa = people[next(people.len())];
         let mut pb = people[next(people.len() - 1)];

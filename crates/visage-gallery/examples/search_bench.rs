@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use visage_gallery::hnsw::{Hnsw, HnswParams};
 use visage_gallery::{Encoding, TemplateMatrix, DIM};
+use visage_rng::SplitMix64 as Rng;
 
 /// Per-dimension spread of isotropic centres: norm ≈ 0.09·√128 ≈ 1.0.
 const CENTRE_SIGMA: f32 = 0.09;
@@ -24,32 +25,24 @@ const CENTRE_DISTANCE: f32 = 0.9;
 const TEMPLATE_SIGMA: f32 = 0.025;
 const PER_PERSON: usize = 10;
 
-struct Rng(u64);
+/// The benchmark's data as it was always drawn: Box–Muller on uniforms at the midpoints of the
+/// 2^-53 grid (never 0).
+trait Gaussian {
+    fn normal32(&mut self) -> f32;
+}
 
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f32 {
-        // Box–Muller; one of the pair is enough here.
-        ((-2.0 * self.uniform().ln()).sqrt() * (std::f64::consts::TAU * self.uniform()).cos())
-            as f32
+impl Gaussian for Rng {
+    fn normal32(&mut self) -> f32 {
+        let mut midpoint = || ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        let (u, v) = (midpoint(), midpoint());
+        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
     }
 }
 
 fn draw(rng: &mut Rng, centre: &[f32]) -> Encoding {
     let mut e = [0.0f32; DIM];
     for (v, c) in e.iter_mut().zip(centre) {
-        *v = c + TEMPLATE_SIGMA * rng.normal();
+        *v = c + TEMPLATE_SIGMA * rng.normal32();
     }
     e
 }
@@ -112,13 +105,13 @@ fn main() {
         println!("|---|---|---|---|---|---|---|---|---|---|");
     }
     for &n in &sizes {
-        let mut rng = Rng(n as u64);
+        let mut rng = Rng::new(n as u64);
         let people = n.div_ceil(PER_PERSON);
         // Basis vectors of ~unit norm; z ~ N(0, s²) per axis gives E|c1 − c2|² = 2·s²·d.
         let basis: Vec<Vec<f32>> = (0..intrinsic)
             .map(|_| {
                 (0..DIM)
-                    .map(|_| rng.normal() / (DIM as f32).sqrt())
+                    .map(|_| rng.normal32() / (DIM as f32).sqrt())
                     .collect()
             })
             .collect();
@@ -126,11 +119,11 @@ fn main() {
         let centres: Vec<Vec<f32>> = (0..people)
             .map(|_| {
                 if intrinsic == 0 {
-                    return (0..DIM).map(|_| CENTRE_SIGMA * rng.normal()).collect();
+                    return (0..DIM).map(|_| CENTRE_SIGMA * rng.normal32()).collect();
                 }
                 let mut c = vec![0.0f32; DIM];
                 for b in &basis {
-                    let z = s * rng.normal();
+                    let z = s * rng.normal32();
                     for (v, x) in c.iter_mut().zip(b) {
                         *v += z * x;
                     }
@@ -147,7 +140,7 @@ fn main() {
         let exact_build = t.elapsed().as_secs_f64();
         let probes: Vec<Encoding> = (0..queries)
             .map(|_| {
-                let p = (rng.next_u64() % people as u64) as usize;
+                let p = rng.below_by_modulo(people);
                 draw(&mut rng, &centres[p])
             })
             .collect();

@@ -109,13 +109,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
 impl Hnsw {
     /// An empty graph.
     pub fn new(params: HnswParams) -> Self {
@@ -244,7 +237,7 @@ impl Hnsw {
     }
 
     fn draw_level(&self, i: usize) -> u8 {
-        let bits = splitmix64(self.params.seed ^ splitmix64(i as u64));
+        let bits = visage_rng::hash(self.params.seed ^ visage_rng::hash(i as u64));
         // Uniform in (0, 1]: never 0, so the logarithm stays finite.
         let u = ((bits >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
         let ml = 1.0 / (self.params.m as f64).ln();
@@ -563,7 +556,7 @@ mod tests {
     fn clustered(clusters: usize, per: usize) -> TemplateMatrix {
         let mut state = 42u64;
         let mut next = move || {
-            state = splitmix64(state);
+            state = visage_rng::hash(state);
             ((state >> 11) as f64 / (1u64 << 53) as f64) as f32 - 0.5
         };
         let mut m = TemplateMatrix::with_capacity(clusters * per);

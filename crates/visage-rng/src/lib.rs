@@ -34,6 +34,13 @@ impl SplitMix64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
+    /// Uniform integer in `0..n` (`n > 0`) as 64 random bits modulo `n` (a bias below
+    /// `n / 2^64`): the draw behind the classical splits and the identification pairs, kept
+    /// so that they come out as they always have.
+    pub fn below_by_modulo(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
     /// Uniform in `[lo, hi)`.
     pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
         lo + (hi - lo) * self.uniform()
@@ -68,6 +75,12 @@ impl SplitMix64 {
     }
 }
 
+/// A well-mixed 64-bit hash of `x`: the first output of [`SplitMix64::new`]`(x)`, for values
+/// derived from an index where no generator is carried along.
+pub fn hash(x: u64) -> u64 {
+    SplitMix64::new(x).next_u64()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +92,12 @@ mod tests {
         assert_eq!(rng.next_u64(), 0xE220_A839_7B1D_CDAF);
         assert_eq!(rng.next_u64(), 0x6E78_9E6A_A1B9_65F4);
         assert_eq!(rng.next_u64(), 0x06C4_5D18_8009_454F);
+    }
+
+    #[test]
+    fn hash_is_the_first_output_of_the_state() {
+        assert_eq!(hash(0), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(hash(12345), SplitMix64::new(12345).next_u64());
     }
 
     #[test]
@@ -99,6 +118,9 @@ mod tests {
             assert!((-2.0..5.0).contains(&rng.range(-2.0, 5.0)));
         }
         assert_eq!(rng.below(0), 0);
+        for _ in 0..1_000 {
+            assert!(rng.below_by_modulo(7) < 7);
+        }
     }
 
     #[test]
