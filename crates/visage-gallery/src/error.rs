@@ -82,6 +82,24 @@ pub enum GalleryError {
 }
 
 impl GalleryError {
+    /// `Ok` when the gallery at `path` holds encodings of the models `models` (manifest
+    /// ids), else [`GalleryError::ManifestMismatch`].
+    pub(crate) fn check_manifest(
+        path: &std::path::Path,
+        gallery: &str,
+        models: &str,
+    ) -> Result<(), Self> {
+        if gallery == models {
+            Ok(())
+        } else {
+            Err(GalleryError::ManifestMismatch {
+                path: path.to_path_buf(),
+                gallery: gallery.to_string(),
+                models: models.to_string(),
+            })
+        }
+    }
+
     /// Wraps an SQLite error, classifying corruption as [`GalleryError::Damaged`].
     pub(crate) fn sqlite(path: &std::path::Path, source: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode;

@@ -73,6 +73,29 @@ pub struct IssuedKey {
     pub key: ApiKey,
 }
 
+impl IssuedKey {
+    /// The key just stored as row `id` (not revoked), with its secret to hand out once;
+    /// `created_at` in seconds since the Unix epoch.
+    pub(crate) fn stored(
+        secret: String,
+        id: i64,
+        name: String,
+        scope_text: &str,
+        created_at: i64,
+    ) -> Self {
+        Self {
+            secret,
+            key: ApiKey {
+                id,
+                name,
+                scopes: parse_scopes(scope_text),
+                created_at,
+                revoked_at: None,
+            },
+        }
+    }
+}
+
 /// A new random secret: 256 bits from the operating system's generator, so a plain SHA-256
 /// (no slow password hash) is enough to store it.
 pub fn new_secret() -> Result<String, GalleryError> {
@@ -156,16 +179,7 @@ impl Gallery {
             )
             .map_err(err)?;
         let id = self.conn.last_insert_rowid();
-        Ok(IssuedKey {
-            secret,
-            key: ApiKey {
-                id,
-                name,
-                scopes: parse_scopes(&scope_text),
-                created_at,
-                revoked_at: None,
-            },
-        })
+        Ok(IssuedKey::stored(secret, id, name, &scope_text, created_at))
     }
 
     fn has_keys_table(&self) -> Result<bool, GalleryError> {

@@ -254,15 +254,7 @@ impl PgGallery {
 
     /// Refuses the gallery when its encodings come from models other than `manifest_id`.
     pub fn check_manifest(&self, manifest_id: &str) -> Result<()> {
-        if self.manifest_id == manifest_id {
-            Ok(())
-        } else {
-            Err(GalleryError::ManifestMismatch {
-                path: self.location.clone().into(),
-                gallery: self.manifest_id.clone(),
-                models: manifest_id.to_string(),
-            })
-        }
+        GalleryError::check_manifest(self.location.as_ref(), &self.manifest_id, manifest_id)
     }
 
     /// τ: the largest **Euclidean** distance between encodings still called the same person.
@@ -556,16 +548,7 @@ impl PgGallery {
             )
             .map_err(self.err())?
             .get(0);
-        Ok(IssuedKey {
-            secret,
-            key: ApiKey {
-                id,
-                name,
-                scopes: parse_scopes(&scope_text),
-                created_at,
-                revoked_at: None,
-            },
-        })
+        Ok(IssuedKey::stored(secret, id, name, &scope_text, created_at))
     }
 
     fn key_from_row(r: &postgres::Row) -> ApiKey {

@@ -372,6 +372,18 @@ impl Gallery {
         move |e| GalleryError::sqlite(&self.path, e)
     }
 
+    /// A transaction that takes the write lock when it starts, so that two writers queue
+    /// (within the busy timeout) instead of one failing at its first write, and the file's
+    /// path for its errors.
+    fn write_transaction(&mut self) -> Result<(rusqlite::Transaction<'_>, PathBuf)> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| GalleryError::sqlite(&path, e))?;
+        Ok((tx, path))
+    }
+
     /// The gallery file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -384,15 +396,7 @@ impl Gallery {
 
     /// Refuses the gallery when its encodings come from models other than `manifest_id`.
     pub fn check_manifest(&self, manifest_id: &str) -> Result<()> {
-        if self.manifest_id == manifest_id {
-            Ok(())
-        } else {
-            Err(GalleryError::ManifestMismatch {
-                path: self.path.clone(),
-                gallery: self.manifest_id.clone(),
-                models: manifest_id.to_string(),
-            })
-        }
+        GalleryError::check_manifest(&self.path, &self.manifest_id, manifest_id)
     }
 
     /// τ: the largest **Euclidean** distance between encodings still called the same person.
@@ -451,12 +455,8 @@ impl Gallery {
         mode: EnrollMode,
     ) -> Result<Enrolled> {
         let name = check_enrollment(name, templates)?;
-        let path = self.path.clone();
+        let (tx, path) = self.write_transaction()?;
         let err = |e| GalleryError::sqlite(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
         let existing: Option<i64> = tx
             .query_row("SELECT id FROM people WHERE name = ?1", [name], |r| {
                 r.get(0)
@@ -604,12 +604,8 @@ impl Gallery {
     /// Renames a person; the new name must be free.
     pub fn rename(&mut self, old: &str, new: &str) -> Result<()> {
         let new = check_name(new)?;
-        let path = self.path.clone();
+        let (tx, path) = self.write_transaction()?;
         let err = |e| GalleryError::sqlite(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
         let taken: Option<i64> = tx
             .query_row("SELECT id FROM people WHERE name = ?1", [new], |r| r.get(0))
             .optional()
@@ -632,12 +628,8 @@ impl Gallery {
 
     /// Removes a person and their templates; returns how many templates went.
     pub fn remove(&mut self, name: &str) -> Result<usize> {
-        let path = self.path.clone();
+        let (tx, path) = self.write_transaction()?;
         let err = |e| GalleryError::sqlite(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
         let id: i64 = tx
             .query_row(
                 "SELECT id FROM people WHERE name = ?1",
@@ -815,12 +807,8 @@ impl Gallery {
         if was_empty && !(export.threshold.is_finite() && export.threshold > 0.0) {
             return Err(GalleryError::InvalidThreshold(export.threshold));
         }
-        let path = self.path.clone();
+        let (tx, path) = self.write_transaction()?;
         let err = |e| GalleryError::sqlite(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
         for p in &export.people {
             tx.execute(
                 "INSERT INTO people (name, created_at) VALUES (?1, ?2)",
