@@ -554,11 +554,8 @@ mod tests {
 
     /// Clustered points: `clusters` centres, `per` noisy copies of each.
     fn clustered(clusters: usize, per: usize) -> TemplateMatrix {
-        let mut state = 42u64;
-        let mut next = move || {
-            state = visage_rng::hash(state);
-            ((state >> 11) as f64 / (1u64 << 53) as f64) as f32 - 0.5
-        };
+        let mut rng = visage_rng::SplitMix64::new(42);
+        let mut next = move || rng.uniform() as f32 - 0.5;
         let mut m = TemplateMatrix::with_capacity(clusters * per);
         for c in 0..clusters {
             let centre: Vec<f32> = (0..DIM).map(|_| next() * 0.2).collect();
