@@ -25,6 +25,14 @@ fn ok(out: &Output) {
     );
 }
 
+/// The `units.json` written into `out`, after checking that each of `files` is there too.
+fn units_report(out: &std::path::Path, files: &[&str]) -> Value {
+    for f in files {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    serde_json::from_slice(&std::fs::read(out.join("units.json")).expect("json")).expect("parse")
+}
+
 #[test]
 fn units_writes_grids_html_and_json() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -47,11 +55,10 @@ fn units_writes_grids_html_and_json() {
         out.to_str().expect("utf-8"),
     ]);
     ok(&run);
-    for f in ["index.html", "units_features_1.png", "units_features_7.png"] {
-        assert!(out.join(f).is_file(), "{f} missing");
-    }
-    let json: Value = serde_json::from_slice(&std::fs::read(out.join("units.json")).expect("json"))
-        .expect("parse");
+    let json = units_report(
+        &out,
+        &["index.html", "units_features_1.png", "units_features_7.png"],
+    );
     assert_eq!(json["inputs"], 4);
     let layers = json["layers"].as_array().expect("layers");
     assert_eq!(layers[0]["layer"], "features.1");
@@ -134,11 +141,10 @@ fn units_on_the_ekg_network() {
         out.to_str().expect("utf-8"),
     ]);
     ok(&run);
-    for f in ["index.html", "units_1_relu.png", "units_7_relu.png"] {
-        assert!(out.join(f).is_file(), "{f} missing");
-    }
-    let json: Value = serde_json::from_slice(&std::fs::read(out.join("units.json")).expect("json"))
-        .expect("parse");
+    let json = units_report(
+        &out,
+        &["index.html", "units_1_relu.png", "units_7_relu.png"],
+    );
     assert_eq!(json["inputs"], 30);
     let layers = json["layers"].as_array().expect("layers");
     assert_eq!(layers.len(), 2);

@@ -236,40 +236,21 @@ pub fn answer_of(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> An
 /// Sends only the head of a request declaring a `length`-byte multipart body, and reads the
 /// answer (a service refusing the size answers without waiting for the body).
 pub fn declare_body(base: &str, path: &str, key: &str, length: usize) -> Answer {
-    use std::io::{Read, Write};
-    let addr = base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
+    use std::io::Write;
+    let (mut stream, addr) = connect(base);
     write!(
         stream,
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_string());
-    Answer { status, body }
+    read_answer(&mut stream)
 }
 
 /// Sends a multipart body of about `length` bytes in chunks, without declaring its length, and
 /// reads the answer (write errors are ignored: a service refusing the size may close early).
 pub fn chunked_body(base: &str, path: &str, key: &str, length: usize) -> Answer {
-    use std::io::{Read, Write};
-    let addr = base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
+    use std::io::Write;
+    let (mut stream, addr) = connect(base);
     let _ = write!(
         stream,
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
@@ -289,6 +270,24 @@ pub fn chunked_body(base: &str, path: &str, key: &str, length: usize) -> Answer 
         }
     }
     let _ = stream.write_all(b"0\r\n\r\n");
+    read_answer(&mut stream)
+}
+
+/// A raw connection to the service at `base` (`http://host:port`), answers awaited up to 30 s,
+/// with its `host:port`.
+fn connect(base: &str) -> (std::net::TcpStream, &str) {
+    let addr = base.trim_start_matches("http://");
+    let stream = std::net::TcpStream::connect(addr).expect("the service accepts a connection");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("a read timeout");
+    (stream, addr)
+}
+
+/// Reads a raw HTTP/1.1 answer to its end (the request said `Connection: close`): its status
+/// code and body.
+fn read_answer(stream: &mut std::net::TcpStream) -> Answer {
+    use std::io::Read;
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw).to_string();
