@@ -25,24 +25,10 @@ const CENTRE_DISTANCE: f32 = 0.9;
 const TEMPLATE_SIGMA: f32 = 0.025;
 const PER_PERSON: usize = 10;
 
-/// The benchmark's data as it was always drawn: Box–Muller on uniforms at the midpoints of the
-/// 2^-53 grid (never 0).
-trait Gaussian {
-    fn normal32(&mut self) -> f32;
-}
-
-impl Gaussian for Rng {
-    fn normal32(&mut self) -> f32 {
-        let mut midpoint = || ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-        let (u, v) = (midpoint(), midpoint());
-        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-    }
-}
-
 fn draw(rng: &mut Rng, centre: &[f32]) -> Encoding {
     let mut e = [0.0f32; DIM];
     for (v, c) in e.iter_mut().zip(centre) {
-        *v = c + TEMPLATE_SIGMA * rng.normal32();
+        *v = c + TEMPLATE_SIGMA * rng.normal() as f32;
     }
     e
 }
@@ -111,7 +97,7 @@ fn main() {
         let basis: Vec<Vec<f32>> = (0..intrinsic)
             .map(|_| {
                 (0..DIM)
-                    .map(|_| rng.normal32() / (DIM as f32).sqrt())
+                    .map(|_| rng.normal() as f32 / (DIM as f32).sqrt())
                     .collect()
             })
             .collect();
@@ -119,11 +105,13 @@ fn main() {
         let centres: Vec<Vec<f32>> = (0..people)
             .map(|_| {
                 if intrinsic == 0 {
-                    return (0..DIM).map(|_| CENTRE_SIGMA * rng.normal32()).collect();
+                    return (0..DIM)
+                        .map(|_| CENTRE_SIGMA * rng.normal() as f32)
+                        .collect();
                 }
                 let mut c = vec![0.0f32; DIM];
                 for b in &basis {
-                    let z = s * rng.normal32();
+                    let z = s * rng.normal() as f32;
                     for (v, x) in c.iter_mut().zip(b) {
                         *v += z * x;
                     }
