@@ -101,6 +101,9 @@ fn train_evaluate_and_resume_a_tiny_classifier_embedding() {
     );
     let acc = eval["accuracy"].as_f64().expect("accuracy");
     assert!((0.0..=1.0).contains(&acc), "{eval}");
+    // Two runs of 5 classes: 20 images, at least the 10 drawings of one run distinct.
+    let distinct = eval["distinct_images"].as_u64().expect("distinct_images");
+    assert!((10..=20).contains(&distinct), "{eval}");
     assert_eq!(
         (&eval["shifts"], &eval["symmetries"]),
         (&1.into(), &4.into())

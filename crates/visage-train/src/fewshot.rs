@@ -6,6 +6,7 @@
 //! class scaled by how crowded its training image is ([`Crowding`]) and the embeddings whitened
 //! by the training set's within-class scatter ([`fit_whitening`]).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
@@ -117,6 +118,10 @@ pub struct FewShotResult {
     pub correct_without_crowding: usize,
     /// `correct_without_crowding / items`.
     pub accuracy_without_crowding: f64,
+    /// Distinct images embedded (as the first model frames them) for the runs' training
+    /// images and test items: runs drawn from one set share drawings, and each is embedded
+    /// once.
+    pub distinct_images: usize,
 }
 
 /// Test-time augmentation, applied alike to the training images and the test items: the
@@ -327,30 +332,20 @@ fn embed_images(
         .collect())
 }
 
-/// Scores `[tests, classes]` of one view (larger = more similar): with `crowding`, and
-/// without it.
+/// Scores `[tests, classes]` of one view (larger = more similar) from the view's embeddings of
+/// the run's training images (`t`) and test items (`q`): with `crowding`, and without it.
 fn view_scores(
-    model: &SimilarityModel,
-    config: &TrainConfig,
-    training: &[Vec<f32>],
-    tests: &[Vec<f32>],
-    shifts: usize,
+    member: &Member,
+    t: &[Vec<f32>],
+    q: &[Vec<f32>],
     crowding: Crowding,
-    whitening: Option<&Whitening>,
-) -> Result<[Vec<Vec<f32>>; 2], TrainError> {
-    let mut t = embed_images(model, config, training, shifts)?;
-    let mut q = embed_images(model, config, tests, shifts)?;
-    if let Some(w) = whitening {
-        for v in t.iter_mut().chain(q.iter_mut()) {
-            *v = w.apply(v);
-        }
-    }
-    match (&model.head, config.pair_head()) {
+) -> [Vec<Vec<f32>>; 2] {
+    match (&member.model.head, member.config.pair_head()) {
         (Some(head), Some(features)) => {
             let device = Device::flex();
             let dim = t[0].len();
             let mut out = Vec::with_capacity(q.len());
-            for qi in &q {
+            for qi in q {
                 let a: Vec<f32> = (0..t.len()).flat_map(|_| qi.iter().copied()).collect();
                 let b: Vec<f32> = t.iter().flatten().copied().collect();
                 let a = Tensor::<2>::from_data(TensorData::new(a, [t.len(), dim]), &device);
@@ -363,43 +358,33 @@ fn view_scores(
                         .unwrap_or_default(),
                 );
             }
-            Ok([out.clone(), out])
+            [out.clone(), out]
         }
         _ => {
             // The distances once; crowding only divides them.
-            let plain = plain_distance_scores(&t, &q);
-            Ok([divided(&plain, &crowding.divisors(&t)), plain])
+            let plain = plain_distance_scores(t, q);
+            [divided(&plain, &crowding.divisors(t)), plain]
         }
     }
 }
 
-/// Scores `[tests, classes]` summed over the symmetries of `augmentation` (larger = more
-/// similar): with `crowding`, and without it.
-fn scores(
+/// Scores `[tests, classes]` of one run summed over the views (larger = more similar): with
+/// `crowding`, and without it. `views[k][i]` is the embedding of distinct image `i` under
+/// symmetry `k`; `training` and `tests` index the run's images into them.
+fn run_scores(
     member: &Member,
-    training: &[Vec<f32>],
-    tests: &[Vec<f32>],
-    augmentation: TestTimeAugmentation,
+    views: &[Vec<Vec<f32>>],
+    training: &[usize],
+    tests: &[usize],
     crowding: Crowding,
-) -> Result<[Vec<Vec<f32>>; 2], TrainError> {
-    let (model, config) = (member.model, member.config);
-    let side = config.net.input_size;
+) -> [Vec<Vec<f32>>; 2] {
     let mut total: [Vec<Vec<f32>>; 2] =
         std::array::from_fn(|_| vec![vec![0.0; training.len()]; tests.len()]);
-    for k in 0..augmentation.symmetries {
-        let turn = |images: &[Vec<f32>]| -> Vec<Vec<f32>> {
-            images.iter().map(|img| symmetry(img, side, k)).collect()
-        };
-        let views = view_scores(
-            model,
-            config,
-            &turn(training),
-            &turn(tests),
-            augmentation.shifts,
-            crowding,
-            member.whitening,
-        )?;
-        for (sum, view) in total.iter_mut().zip(views) {
+    for view in views {
+        let pick =
+            |ids: &[usize]| -> Vec<Vec<f32>> { ids.iter().map(|&i| view[i].clone()).collect() };
+        let scores = view_scores(member, &pick(training), &pick(tests), crowding);
+        for (sum, view) in total.iter_mut().zip(scores) {
             for (row, view_row) in sum.iter_mut().zip(view) {
                 for (t, v) in row.iter_mut().zip(view_row) {
                     *t += v;
@@ -407,7 +392,96 @@ fn scores(
             }
         }
     }
-    Ok(total)
+    total
+}
+
+/// Images embedded per parallel task: with shifts of 2, 10 images make 250 copies, about one
+/// batch of [`embed`].
+const IMAGES_PER_TASK: usize = 10;
+
+/// Embeddings `[view][image]` of `images` under every symmetry of `augmentation` (each the mean
+/// over its shifts), whitened by the member's whitening if any. Images are embedded in fixed
+/// groups side by side on the worker threads, so the result does not depend on their number.
+fn embed_views(
+    member: &Member,
+    images: &[Vec<f32>],
+    augmentation: TestTimeAugmentation,
+) -> Result<Vec<Vec<Vec<f32>>>, TrainError> {
+    let (model, config) = (member.model, member.config);
+    let side = config.net.input_size;
+    let tasks: Vec<(usize, &[Vec<f32>])> = (0..augmentation.symmetries)
+        .flat_map(|k| images.chunks(IMAGES_PER_TASK).map(move |c| (k, c)))
+        .collect();
+    let embedded: Vec<Vec<Vec<f32>>> = tasks
+        .par_iter()
+        .map(|&(k, chunk)| {
+            let turned: Vec<Vec<f32>> = chunk.iter().map(|img| symmetry(img, side, k)).collect();
+            let mut e = embed_images(model, config, &turned, augmentation.shifts)?;
+            if let Some(w) = member.whitening {
+                e.iter_mut().for_each(|v| *v = w.apply(v));
+            }
+            Ok(e)
+        })
+        .collect::<Result<_, TrainError>>()?;
+    // Tasks come view by view; with no images every view is empty.
+    let per_view = images.len().div_ceil(IMAGES_PER_TASK);
+    Ok(embedded
+        .chunks(per_view.max(1))
+        .map(|view| view.concat())
+        .chain(std::iter::repeat_with(Vec::new))
+        .take(augmentation.symmetries)
+        .collect())
+}
+
+/// The distinct images of a set of runs, as one member frames them, and each run's training
+/// images and test items as indices into them. Runs drawn from one set share drawings (each
+/// run holds its own copy of the file), and identical pixels embed alike, so each distinct
+/// image is embedded once however many runs use it.
+struct DistinctImages {
+    images: Vec<Vec<f32>>,
+    training: Vec<Vec<usize>>,
+    tests: Vec<Vec<usize>>,
+}
+
+impl DistinctImages {
+    fn load(runs: &[Run], config: &TrainConfig) -> Result<Self, TrainError> {
+        let paths: Vec<&PathBuf> = runs
+            .iter()
+            .flat_map(|r| r.training.iter().chain(r.tests.iter().map(|t| &t.0)))
+            .collect();
+        let loaded: Vec<Vec<f32>> = paths
+            .par_iter()
+            .map(|p| load_image(p, config.net.input_size, config.framing))
+            .collect::<Result<_, TrainError>>()?;
+        let mut seen: HashMap<Vec<u32>, usize> = HashMap::new();
+        let mut images = Vec::new();
+        let ids: Vec<usize> = loaded
+            .into_iter()
+            .map(|image| {
+                let key: Vec<u32> = image.iter().map(|v| v.to_bits()).collect();
+                *seen.entry(key).or_insert_with(|| {
+                    images.push(image);
+                    images.len() - 1
+                })
+            })
+            .collect();
+        let mut rest = &ids[..];
+        let mut take = |n: usize| {
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            head.to_vec()
+        };
+        let (mut training, mut tests) = (Vec::new(), Vec::new());
+        for run in runs {
+            training.push(take(run.training.len()));
+            tests.push(take(run.tests.len()));
+        }
+        Ok(Self {
+            images,
+            training,
+            tests,
+        })
+    }
 }
 
 /// One model of an evaluation: its network and the settings it was trained with (which fix
@@ -443,34 +517,37 @@ pub fn fit_whitening(
             "whitening applies to models compared by distance, not to a pair head".into(),
         ));
     }
-    let config = member.config;
-    let side = config.net.input_size;
     let characters = character_dirs(background, &[])?
         .into_iter()
         .map(|(_, dir)| {
-            character_images(&dir)?
-                .iter()
+            let paths = character_images(&dir)?;
+            Ok(paths
+                .into_iter()
                 .take(WHITENING_DRAWERS)
-                .map(|p| load_image(p, side, config.framing))
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Vec<_>>())
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    // Characters are independent: embed them side by side on the worker threads.
-    let groups: Vec<Vec<Vec<f32>>> = characters
+        .collect::<Result<Vec<_>, TrainError>>()?;
+    let side = member.config.net.input_size;
+    let paths: Vec<&PathBuf> = characters.iter().flatten().collect();
+    let images = paths
         .par_iter()
-        .map(|images| {
-            (0..augmentation.symmetries)
-                .map(|k| {
-                    let turned: Vec<Vec<f32>> =
-                        images.iter().map(|img| symmetry(img, side, k)).collect();
-                    embed_images(member.model, config, &turned, augmentation.shifts)
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .collect::<Result<Vec<_>, TrainError>>()?
-        .into_iter()
-        .flatten()
-        .collect();
+        .map(|p| load_image(p, side, member.config.framing))
+        .collect::<Result<Vec<_>, TrainError>>()?;
+    // Fitted on the embeddings as they come, whatever whitening `member` carries.
+    let plain = Member {
+        whitening: None,
+        ..*member
+    };
+    let views = embed_views(&plain, &images, augmentation)?;
+    // Each character under each symmetry is a class of its own.
+    let mut groups = Vec::with_capacity(characters.len() * views.len());
+    let mut first = 0;
+    for paths in &characters {
+        for view in &views {
+            groups.push(view[first..first + paths.len()].to_vec());
+        }
+        first += paths.len();
+    }
     Whitening::fit(&groups, shrinkage)
 }
 
@@ -502,16 +579,24 @@ pub fn evaluate(
     for m in members {
         m.config.framing.validate()?;
     }
-    let member_scores = |m: &Member, run: &Run| -> Result<[Vec<Vec<f32>>; 2], TrainError> {
-        let side = m.config.net.input_size;
-        let load = |paths: &mut dyn Iterator<Item = &PathBuf>| {
-            paths
-                .map(|p| load_image(p, side, m.config.framing))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        let training = load(&mut run.training.iter())?;
-        let tests = load(&mut run.tests.iter().map(|t| &t.0))?;
-        scores(m, &training, &tests, augmentation, crowding)
+    // Every member embeds each distinct image of the runs once, under every view.
+    let embedded: Vec<(DistinctImages, Vec<Vec<Vec<f32>>>)> = members
+        .iter()
+        .map(|m| {
+            let distinct = DistinctImages::load(runs, m.config)?;
+            let views = embed_views(m, &distinct.images, augmentation)?;
+            Ok((distinct, views))
+        })
+        .collect::<Result<_, TrainError>>()?;
+    let member_scores = |m: usize, r: usize| -> [Vec<Vec<f32>>; 2] {
+        let (distinct, views) = &embedded[m];
+        run_scores(
+            &members[m],
+            views,
+            &distinct.training[r],
+            &distinct.tests[r],
+            crowding,
+        )
     };
     let right = |total: &[Vec<f32>], run: &Run| -> usize {
         total
@@ -524,16 +609,17 @@ pub fn evaluate(
     // whatever their number). Each run gives [with crowding, without] correct items.
     let correct_per_run: Vec<[usize; 2]> = runs
         .par_iter()
-        .map(|run| {
+        .enumerate()
+        .map(|(r, run)| {
             // One model decides by its own scores; several add their log-probabilities.
             let totals = match members {
-                [only] => member_scores(only, run)?,
+                [_] => member_scores(0, r),
                 _ => {
                     let mut totals: [Vec<Vec<f32>>; 2] = std::array::from_fn(|_| {
                         vec![vec![0.0f32; run.training.len()]; run.tests.len()]
                     });
-                    for m in members {
-                        for (total, rows) in totals.iter_mut().zip(member_scores(m, run)?) {
+                    for m in 0..members.len() {
+                        for (total, rows) in totals.iter_mut().zip(member_scores(m, r)) {
                             for (t, row) in total.iter_mut().zip(rows) {
                                 let mean: Vec<f32> = row
                                     .iter()
@@ -548,9 +634,9 @@ pub fn evaluate(
                     totals
                 }
             };
-            Ok([right(&totals[0], run), right(&totals[1], run)])
+            [right(&totals[0], run), right(&totals[1], run)]
         })
-        .collect::<Result<_, TrainError>>()?;
+        .collect();
     let per_run = runs
         .iter()
         .zip(&correct_per_run)
@@ -583,6 +669,9 @@ pub fn evaluate(
         crowding,
         correct_without_crowding,
         accuracy_without_crowding: correct_without_crowding as f64 / items.max(1) as f64,
+        distinct_images: embedded
+            .first()
+            .map_or(0, |(distinct, _)| distinct.images.len()),
     })
 }
 

@@ -263,6 +263,37 @@ fn fewshot_eval_reads_a_tiny_run_layout_and_beats_chance() {
     // Chance is 20%.
     assert!(result.accuracy >= 0.4, "{result:?}");
     assert_eq!(result.correct_without_crowding, result.correct);
+    // Runs drawn from one set share drawings, each embedded once: a copy of a run adds its
+    // items but no image to embed, and its items are decided as the original's.
+    let copy = tempfile::tempdir().unwrap();
+    for name in ["run01", "run02", "run03", "run04", "run05"] {
+        let from = runs_dir
+            .path()
+            .join(if name == "run05" { "run01" } else { name });
+        for sub in ["training", "test"] {
+            std::fs::create_dir_all(copy.path().join(name).join(sub)).unwrap();
+            for entry in std::fs::read_dir(from.join(sub)).unwrap() {
+                let entry = entry.unwrap();
+                let to = copy.path().join(name).join(sub).join(entry.file_name());
+                std::fs::copy(entry.path(), to).unwrap();
+            }
+        }
+        let labels = std::fs::read_to_string(from.join("class_labels.txt")).unwrap();
+        let labels = labels.replace("run01/", &format!("{name}/"));
+        std::fs::write(copy.path().join(name).join("class_labels.txt"), labels).unwrap();
+    }
+    let with_copy = evaluate(
+        &[member],
+        &read_runs(copy.path()).unwrap(),
+        plain,
+        Crowding::OFF,
+    )
+    .unwrap();
+    assert_eq!(with_copy.distinct_images, result.distinct_images);
+    assert!(result.distinct_images <= 40, "{result:?}");
+    assert_eq!(with_copy.items, 25);
+    assert_eq!(with_copy.per_run[..4], result.per_run[..]);
+    assert_eq!(with_copy.per_run[4], result.per_run[0]);
     // With crowding scaling, the count without it is the plain evaluation's.
     let crowded = evaluate(&[member], &runs, plain, Crowding::DEFAULT).unwrap();
     assert_eq!(crowded.correct_without_crowding, result.correct);

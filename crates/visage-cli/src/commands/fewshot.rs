@@ -117,6 +117,7 @@ fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
             "whitening": whitening_json,
             "correct_without_crowding": result.correct_without_crowding,
             "accuracy_without_crowding": result.accuracy_without_crowding,
+            "distinct_images": result.distinct_images,
         });
         // One model: its description at the top level too, as before ensembles.
         if let ([only], Some(object)) = (&described[..], out.as_object_mut()) {
@@ -146,12 +147,13 @@ fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
             None => String::new(),
         };
         println!(
-            "{}-way one-shot: {:.2}% ({} of {} items over {} runs; {} {}, {} scorer{}{})",
+            "{}-way one-shot: {:.2}% ({} of {} items over {} runs, {} distinct images; {} {}, {} scorer{}{})",
             result.ways,
             result.accuracy * 100.0,
             result.correct,
             result.items,
             result.runs,
+            result.distinct_images,
             methods.join("+"),
             if methods.len() == 1 {
                 "model"
