@@ -433,6 +433,9 @@ fn embed_views(
         .collect())
 }
 
+/// Run images read and framed before the distinct ones among them are kept.
+const IMAGES_LOADED_AT_ONCE: usize = 4096;
+
 /// The distinct images of a set of runs, as one member frames them, and each run's training
 /// images and test items as indices into them. Runs drawn from one set share drawings (each
 /// run holds its own copy of the file), and identical pixels embed alike, so each distinct
@@ -449,22 +452,24 @@ impl DistinctImages {
             .iter()
             .flat_map(|r| r.training.iter().chain(r.tests.iter().map(|t| &t.0)))
             .collect();
-        let loaded: Vec<Vec<f32>> = paths
-            .par_iter()
-            .map(|p| load_image(p, config.net.input_size, config.framing))
-            .collect::<Result<_, TrainError>>()?;
         let mut seen: HashMap<Vec<u32>, usize> = HashMap::new();
         let mut images = Vec::new();
-        let ids: Vec<usize> = loaded
-            .into_iter()
-            .map(|image| {
+        let mut ids = Vec::with_capacity(paths.len());
+        // Loaded side by side a slice at a time, so that only the distinct images stay in
+        // memory however many runs there are.
+        for slice in paths.chunks(IMAGES_LOADED_AT_ONCE) {
+            let loaded: Vec<Vec<f32>> = slice
+                .par_iter()
+                .map(|p| load_image(p, config.net.input_size, config.framing))
+                .collect::<Result<_, TrainError>>()?;
+            for image in loaded {
                 let key: Vec<u32> = image.iter().map(|v| v.to_bits()).collect();
-                *seen.entry(key).or_insert_with(|| {
+                ids.push(*seen.entry(key).or_insert_with(|| {
                     images.push(image);
                     images.len() - 1
-                })
-            })
-            .collect();
+                }));
+            }
+        }
         let mut rest = &ids[..];
         let mut take = |n: usize| {
             let (head, tail) = rest.split_at(n);
