@@ -290,7 +290,7 @@ fn fewshot_eval_reads_a_tiny_run_layout_and_beats_chance() {
     )
     .unwrap();
     assert_eq!(with_copy.distinct_images, result.distinct_images);
-    assert!(result.distinct_images <= 40, "{result:?}");
+    assert!((10..=40).contains(&result.distinct_images), "{result:?}");
     assert_eq!(with_copy.items, 25);
     assert_eq!(with_copy.per_run[..4], result.per_run[..]);
     assert_eq!(with_copy.per_run[4], result.per_run[0]);
