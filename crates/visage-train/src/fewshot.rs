@@ -407,6 +407,9 @@ fn embed_views(
     images: &[Vec<f32>],
     augmentation: TestTimeAugmentation,
 ) -> Result<Vec<Vec<Vec<f32>>>, TrainError> {
+    if images.is_empty() {
+        return Ok(vec![Vec::new(); augmentation.symmetries]);
+    }
     let (model, config) = (member.model, member.config);
     let side = config.net.input_size;
     let tasks: Vec<(usize, &[Vec<f32>])> = (0..augmentation.symmetries)
@@ -423,14 +426,20 @@ fn embed_views(
             Ok(e)
         })
         .collect::<Result<_, TrainError>>()?;
-    // Tasks come view by view; with no images every view is empty.
+    // Tasks come view by view.
     let per_view = images.len().div_ceil(IMAGES_PER_TASK);
     Ok(embedded
-        .chunks(per_view.max(1))
+        .chunks(per_view)
         .map(|view| view.concat())
-        .chain(std::iter::repeat_with(Vec::new))
-        .take(augmentation.symmetries)
         .collect())
+}
+
+/// `paths` read and framed as `config` says, side by side on the worker threads.
+fn load_images(paths: &[&PathBuf], config: &TrainConfig) -> Result<Vec<Vec<f32>>, TrainError> {
+    paths
+        .par_iter()
+        .map(|p| load_image(p, config.net.input_size, config.framing))
+        .collect()
 }
 
 /// Run images read and framed before the distinct ones among them are kept.
@@ -458,11 +467,7 @@ impl DistinctImages {
         // Loaded side by side a slice at a time, so that only the distinct images stay in
         // memory however many runs there are.
         for slice in paths.chunks(IMAGES_LOADED_AT_ONCE) {
-            let loaded: Vec<Vec<f32>> = slice
-                .par_iter()
-                .map(|p| load_image(p, config.net.input_size, config.framing))
-                .collect::<Result<_, TrainError>>()?;
-            for image in loaded {
+            for image in load_images(slice, config)? {
                 let key: Vec<u32> = image.iter().map(|v| v.to_bits()).collect();
                 ids.push(*seen.entry(key).or_insert_with(|| {
                     images.push(image);
@@ -532,12 +537,8 @@ pub fn fit_whitening(
                 .collect::<Vec<_>>())
         })
         .collect::<Result<Vec<_>, TrainError>>()?;
-    let side = member.config.net.input_size;
     let paths: Vec<&PathBuf> = characters.iter().flatten().collect();
-    let images = paths
-        .par_iter()
-        .map(|p| load_image(p, side, member.config.framing))
-        .collect::<Result<Vec<_>, TrainError>>()?;
+    let images = load_images(&paths, member.config)?;
     // Fitted on the embeddings as they come, whatever whitening `member` carries.
     let plain = Member {
         whitening: None,
