@@ -1145,6 +1145,11 @@ pub struct FewshotEvalArgs {
     /// distances).
     #[arg(long, default_value_t = visage_train::whitening::Whitening::DEFAULT_SHRINKAGE, value_name = "FRACTION")]
     pub whiten_shrinkage: f64,
+    /// Also write every test item given the wrong class to this file: a header, then one
+    /// tab-separated line each of the run, the test item, the training image of its own class
+    /// and that of the class it was given (paths relative to --runs).
+    #[arg(long, value_name = "FILE")]
+    pub mistakes: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

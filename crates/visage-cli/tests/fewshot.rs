@@ -94,7 +94,32 @@ fn train_evaluate_and_resume_a_tiny_classifier_embedding() {
         a.extend(extra);
         visage(&a)
     };
-    let eval = json(&evaluate(&["--shifts", "1", "--symmetries", "4", "--json"]));
+    let mistakes = dir.path().join("mistakes.tsv");
+    let eval = json(&evaluate(&[
+        "--shifts",
+        "1",
+        "--symmetries",
+        "4",
+        "--json",
+        "--mistakes",
+        path(&mistakes),
+    ]));
+    // A header, then one line per wrong item naming files of the runs.
+    let listed = std::fs::read_to_string(&mistakes).expect("mistakes written");
+    let mut lines = listed.lines();
+    assert_eq!(lines.next(), Some("run\titem\ttruth\tchosen"));
+    let wrong: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
+    let (items, correct) = (eval["items"].as_u64(), eval["correct"].as_u64());
+    assert_eq!(
+        Some(wrong.len() as u64),
+        items.zip(correct).map(|(i, c)| i - c)
+    );
+    for w in &wrong {
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(w[1].starts_with(&format!("{}/test/", w[0])), "{w:?}");
+        assert_ne!(w[2], w[3]);
+        assert!(w[1..].iter().all(|p| runs.join(p).is_file()), "{w:?}");
+    }
     assert_eq!(
         (eval["items"].as_u64(), eval["ways"].as_u64()),
         (Some(10), Some(5))

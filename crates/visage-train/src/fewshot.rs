@@ -122,6 +122,22 @@ pub struct FewShotResult {
     /// images and test items: runs drawn from one set share drawings, and each is embedded
     /// once.
     pub distinct_images: usize,
+    /// Every test item given another class than its own (by the scores behind `correct`), in
+    /// run order, then item order.
+    pub mistakes: Vec<Mistake>,
+}
+
+/// A test item given the wrong class.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mistake {
+    /// The run's directory name (`run01`, ...).
+    pub run: String,
+    /// The test item's image.
+    pub item: PathBuf,
+    /// The training image of the item's own class.
+    pub truth: PathBuf,
+    /// The training image of the class it was given.
+    pub chosen: PathBuf,
 }
 
 /// Test-time augmentation, applied alike to the training images and the test items: the
@@ -604,16 +620,25 @@ pub fn evaluate(
             crowding,
         )
     };
-    let right = |total: &[Vec<f32>], run: &Run| -> usize {
+    // The items of `run` whose best class in `total` is not their own, as mistakes.
+    let wrong = |total: &[Vec<f32>], run: &Run| -> Vec<Mistake> {
         total
             .iter()
             .zip(&run.tests)
-            .filter(|(row, (_, truth))| best_class(row) == Some(*truth))
-            .count()
+            .filter_map(|(row, (item, truth))| {
+                let chosen = best_class(row).filter(|k| k != truth)?;
+                Some(Mistake {
+                    run: run.name.clone(),
+                    item: item.clone(),
+                    truth: run.training[*truth].clone(),
+                    chosen: run.training[chosen].clone(),
+                })
+            })
+            .collect()
     };
     // Runs are independent: score them side by side on the worker threads (the same result
-    // whatever their number). Each run gives [with crowding, without] correct items.
-    let correct_per_run: Vec<[usize; 2]> = runs
+    // whatever their number). Each run gives its mistakes with crowding and without.
+    let mistakes_per_run: Vec<[Vec<Mistake>; 2]> = runs
         .par_iter()
         .enumerate()
         .map(|(r, run)| {
@@ -640,17 +665,18 @@ pub fn evaluate(
                     totals
                 }
             };
-            [right(&totals[0], run), right(&totals[1], run)]
+            [wrong(&totals[0], run), wrong(&totals[1], run)]
         })
         .collect();
     let per_run = runs
         .iter()
-        .zip(&correct_per_run)
-        .map(|(run, ok)| ok[0] as f64 / run.tests.len().max(1) as f64)
+        .zip(&mistakes_per_run)
+        .map(|(run, m)| (run.tests.len() - m[0].len()) as f64 / run.tests.len().max(1) as f64)
         .collect();
-    let items = runs.iter().map(|r| r.tests.len()).sum();
-    let correct = correct_per_run.iter().map(|c| c[0]).sum();
-    let correct_without_crowding = correct_per_run.iter().map(|c| c[1]).sum();
+    let items: usize = runs.iter().map(|r| r.tests.len()).sum();
+    let correct = items - mistakes_per_run.iter().map(|m| m[0].len()).sum::<usize>();
+    let correct_without_crowding =
+        items - mistakes_per_run.iter().map(|m| m[1].len()).sum::<usize>();
     let mut scorers: Vec<&str> = members
         .iter()
         .map(|m| {
@@ -678,6 +704,10 @@ pub fn evaluate(
         distinct_images: embedded
             .first()
             .map_or(0, |(distinct, _)| distinct.images.len()),
+        mistakes: mistakes_per_run
+            .into_iter()
+            .flat_map(|[with_crowding, _]| with_crowding)
+            .collect(),
     })
 }
 

@@ -263,6 +263,25 @@ fn fewshot_eval_reads_a_tiny_run_layout_and_beats_chance() {
     // Chance is 20%.
     assert!(result.accuracy >= 0.4, "{result:?}");
     assert_eq!(result.correct_without_crowding, result.correct);
+    // Every wrong item is listed once, with its own class's training image and another one
+    // of its run.
+    assert_eq!(result.mistakes.len(), result.items - result.correct);
+    for m in &result.mistakes {
+        let run = runs
+            .iter()
+            .find(|r| r.name == m.run)
+            .expect("the mistake's run");
+        let (_, truth) = run
+            .tests
+            .iter()
+            .find(|(item, _)| *item == m.item)
+            .expect("its item");
+        assert_eq!(run.training[*truth], m.truth);
+        assert!(
+            m.chosen != m.truth && run.training.contains(&m.chosen),
+            "{m:?}"
+        );
+    }
     // Runs drawn from one set share drawings, each embedded once: a copy of a run adds its
     // items but no image to embed, and its items are decided as the original's.
     let copy = tempfile::tempdir().unwrap();
@@ -294,6 +313,15 @@ fn fewshot_eval_reads_a_tiny_run_layout_and_beats_chance() {
     assert_eq!(with_copy.items, 25);
     assert_eq!(with_copy.per_run[..4], result.per_run[..]);
     assert_eq!(with_copy.per_run[4], result.per_run[0]);
+    let items_of = |r: &visage_train::fewshot::FewShotResult, run: &str| -> Vec<String> {
+        let name = |p: &std::path::Path| p.file_name().unwrap().to_string_lossy().into_owned();
+        r.mistakes
+            .iter()
+            .filter(|m| m.run == run)
+            .map(|m| format!("{} {} {}", name(&m.item), name(&m.truth), name(&m.chosen)))
+            .collect()
+    };
+    assert_eq!(items_of(&with_copy, "run05"), items_of(&result, "run01"));
     // With crowding scaling, the count without it is the plain evaluation's.
     let crowded = evaluate(&[member], &runs, plain, Crowding::DEFAULT).unwrap();
     assert_eq!(crowded.correct_without_crowding, result.correct);

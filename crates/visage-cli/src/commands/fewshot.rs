@@ -1,5 +1,6 @@
 //! `visage fewshot eval` and `visage fewshot build-runs`.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -7,7 +8,8 @@ use serde_json::json;
 use visage_train::checkpoint;
 use visage_train::data::alphabets;
 use visage_train::fewshot::{
-    build_runs, evaluate, fit_whitening, read_runs, Crowding, Member, RunSpec, TestTimeAugmentation,
+    build_runs, evaluate, fit_whitening, read_runs, Crowding, Member, Mistake, RunSpec,
+    TestTimeAugmentation,
 };
 
 use crate::args::{FewshotArgs, FewshotBuildRunsArgs, FewshotCommand, FewshotEvalArgs};
@@ -17,6 +19,22 @@ pub fn run(args: FewshotArgs) -> anyhow::Result<ExitCode> {
         FewshotCommand::Eval(a) => eval(a),
         FewshotCommand::BuildRuns(a) => build(a),
     }
+}
+
+/// Writes `mistakes` to `file` as tab-separated lines under a header, paths relative to `runs`.
+fn write_mistakes(file: &Path, runs: &Path, mistakes: &[Mistake]) -> anyhow::Result<()> {
+    let relative = |p: &Path| p.strip_prefix(runs).unwrap_or(p).display().to_string();
+    let mut text = String::from("run\titem\ttruth\tchosen\n");
+    for m in mistakes {
+        text += &format!(
+            "{}\t{}\t{}\t{}\n",
+            m.run,
+            relative(&m.item),
+            relative(&m.truth),
+            relative(&m.chosen)
+        );
+    }
+    std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))
 }
 
 fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
@@ -81,6 +99,9 @@ fn eval(args: FewshotEvalArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let result = evaluate(&members, &runs, augmentation, crowding)?;
+    if let Some(file) = &args.mistakes {
+        write_mistakes(file, &args.runs, &result.mistakes)?;
+    }
     let methods: Vec<&str> = loaded.iter().map(|(_, m)| m.config.method.name()).collect();
     // The set the first model's whitening was fitted on, and that whitening.
     let whitened_by = args
