@@ -620,25 +620,18 @@ pub fn evaluate(
             crowding,
         )
     };
-    // The items of `run` whose best class in `total` is not their own, as mistakes.
-    let wrong = |total: &[Vec<f32>], run: &Run| -> Vec<Mistake> {
+    // The test items of `run` whose best class in `total` is not their own: (item, class given).
+    let misses = |total: &[Vec<f32>], run: &Run| -> Vec<(usize, usize)> {
         total
             .iter()
             .zip(&run.tests)
-            .filter_map(|(row, (item, truth))| {
-                let chosen = best_class(row).filter(|k| k != truth)?;
-                Some(Mistake {
-                    run: run.name.clone(),
-                    item: item.clone(),
-                    truth: run.training[*truth].clone(),
-                    chosen: run.training[chosen].clone(),
-                })
-            })
+            .enumerate()
+            .filter_map(|(i, (row, (_, truth)))| Some((i, best_class(row).filter(|k| k != truth)?)))
             .collect()
     };
     // Runs are independent: score them side by side on the worker threads (the same result
-    // whatever their number). Each run gives its mistakes with crowding and without.
-    let mistakes_per_run: Vec<[Vec<Mistake>; 2]> = runs
+    // whatever their number). Each run gives its misses with crowding and without.
+    let misses_per_run: Vec<[Vec<(usize, usize)>; 2]> = runs
         .par_iter()
         .enumerate()
         .map(|(r, run)| {
@@ -665,18 +658,32 @@ pub fn evaluate(
                     totals
                 }
             };
-            [wrong(&totals[0], run), wrong(&totals[1], run)]
+            [misses(&totals[0], run), misses(&totals[1], run)]
         })
         .collect();
     let per_run = runs
         .iter()
-        .zip(&mistakes_per_run)
+        .zip(&misses_per_run)
         .map(|(run, m)| (run.tests.len() - m[0].len()) as f64 / run.tests.len().max(1) as f64)
         .collect();
     let items: usize = runs.iter().map(|r| r.tests.len()).sum();
-    let correct = items - mistakes_per_run.iter().map(|m| m[0].len()).sum::<usize>();
-    let correct_without_crowding =
-        items - mistakes_per_run.iter().map(|m| m[1].len()).sum::<usize>();
+    let correct = items - misses_per_run.iter().map(|m| m[0].len()).sum::<usize>();
+    let correct_without_crowding = items - misses_per_run.iter().map(|m| m[1].len()).sum::<usize>();
+    let mistakes = runs
+        .iter()
+        .zip(&misses_per_run)
+        .flat_map(|(run, [with_crowding, _])| {
+            with_crowding.iter().map(move |&(i, chosen)| {
+                let (item, truth) = &run.tests[i];
+                Mistake {
+                    run: run.name.clone(),
+                    item: item.clone(),
+                    truth: run.training[*truth].clone(),
+                    chosen: run.training[chosen].clone(),
+                }
+            })
+        })
+        .collect();
     let mut scorers: Vec<&str> = members
         .iter()
         .map(|m| {
@@ -704,10 +711,7 @@ pub fn evaluate(
         distinct_images: embedded
             .first()
             .map_or(0, |(distinct, _)| distinct.images.len()),
-        mistakes: mistakes_per_run
-            .into_iter()
-            .flat_map(|[with_crowding, _]| with_crowding)
-            .collect(),
+        mistakes,
     })
 }
 
