@@ -1,5 +1,5 @@
-//! The embedding network: blocks of 3x3 convolution, batch norm, ReLU and 2x2 max pooling
-//! (the "Conv-4" of prototypical networks), flattened to one vector per image.
+//! The embedding network: blocks of 3x3 convolution, batch norm, ReLU and 2x2 max pooling,
+//! plain or blurred (the "Conv-4" of prototypical networks), flattened to one vector per image.
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -25,6 +25,49 @@ pub struct NetConfig {
     /// How the last block pools its map.
     #[serde(default)]
     pub last_pool: LastPool,
+    /// How the blocks that halve their map pool it (checkpoints from before this setting
+    /// read as [`Pooling::Max`]).
+    #[serde(default)]
+    pub pooling: Pooling,
+}
+
+/// How a block that halves its feature map pools it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pooling {
+    /// 2x2 max pooling with stride 2.
+    #[default]
+    Max,
+    /// Zhang's anti-aliased max pooling ("Making convolutional networks shift-invariant
+    /// again"): 2x2 max pooling with stride 1, then each channel blurred by
+    /// `[1 2 1]ᵀ[1 2 1] / 16` and sampled with stride 2 ([`BlurDownsample`]). Sampling a max
+    /// map every other pixel makes the output jump when a drawing moves by one pixel; the blur
+    /// spreads each maximum over its neighbours first.
+    Blurred,
+}
+
+impl std::str::FromStr for Pooling {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_choice(
+            s,
+            "pooling",
+            &[("max", Pooling::Max), ("blurred", Pooling::Blurred)],
+        )
+    }
+}
+
+/// The value named `name` among `choices` (name, value), or an error naming `what` and
+/// every choice.
+fn parse_choice<T: Copy>(name: &str, what: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    choices
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+            format!("unknown {what} {name:?} ({})", names.join(", "))
+        })
 }
 
 /// How the last block of an [`EmbeddingNet`] pools its feature map.
@@ -47,12 +90,15 @@ pub enum LastPool {
 impl std::str::FromStr for LastPool {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "halve" => Ok(LastPool::Halve),
-            "global" => Ok(LastPool::Global),
-            "keep" => Ok(LastPool::Keep),
-            _ => Err(format!("unknown last pooling {s:?} (halve, global, keep)")),
-        }
+        parse_choice(
+            s,
+            "last pooling",
+            &[
+                ("halve", LastPool::Halve),
+                ("global", LastPool::Global),
+                ("keep", LastPool::Keep),
+            ],
+        )
     }
 }
 
@@ -64,6 +110,7 @@ impl Default for NetConfig {
             channels: 64,
             last_channels: None,
             last_pool: LastPool::Halve,
+            pooling: Pooling::Max,
         }
     }
 }
@@ -75,7 +122,8 @@ impl NetConfig {
         (0..self.blocks).fold(self.input_size, |side, i| side / self.pool_side(i))
     }
 
-    /// Side of the square pooling window of block `i`, pixels (also its stride).
+    /// Side of the square pooling window of block `i`, pixels: also the factor by which the
+    /// block shrinks its map (by its stride, or by a blurred halving block's subsampling).
     fn pool_side(&self, i: usize) -> usize {
         match self.last_pool {
             LastPool::Global if i + 1 == self.blocks => {
@@ -100,40 +148,91 @@ impl NetConfig {
     }
 }
 
-/// One block: 3x3 convolution (padding 1), batch norm, ReLU, 2x2 max pooling.
+/// One block: 3x3 convolution (padding 1), batch norm, ReLU, max pooling (followed, in a
+/// halving block with [`Pooling::Blurred`], by a [`BlurDownsample`]).
 #[derive(Module, Debug)]
 pub struct ConvBlock {
     /// The convolution.
     pub conv: Conv2d,
     /// Its batch norm.
     pub bn: BatchNorm,
-    /// The pooling.
+    /// The max pooling.
     pub pool: MaxPool2d,
+    /// The blur and subsampling after the max pooling, in a halving block with
+    /// [`Pooling::Blurred`].
+    pub blur: Option<BlurDownsample>,
 }
 
 impl ConvBlock {
-    fn new(device: &Device, channels: [usize; 2], pool_side: usize) -> Self {
+    fn new(device: &Device, channels: [usize; 2], pool_side: usize, pooling: Pooling) -> Self {
+        let blurred = pooling == Pooling::Blurred && pool_side == 2;
+        let pool_stride = if blurred { 1 } else { pool_side };
         Self {
             conv: Conv2dConfig::new(channels, [3, 3])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .init(device),
             bn: BatchNormConfig::new(channels[1]).init(device),
             pool: MaxPool2dConfig::new([pool_side; 2])
-                .with_strides([pool_side; 2])
+                .with_strides([pool_stride; 2])
                 .init(),
+            blur: blurred.then_some(BlurDownsample { stride: 2 }),
+        }
+    }
+
+    /// `act` pooled.
+    fn pool(&self, act: Tensor<4>) -> Tensor<4> {
+        let pooled = self.pool.forward(act);
+        match &self.blur {
+            Some(blur) => blur.forward(pooled),
+            None => pooled,
         }
     }
 
     /// The block's output, and its activation before pooling (after the ReLU).
     pub fn forward_with_activation(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let act = relu(batch_norm(&self.bn, self.conv.forward(x)));
-        (self.pool.forward(act.clone()), act)
+        (self.pool(act.clone()), act)
     }
 
     /// The block's output.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.pool
-            .forward(relu(batch_norm(&self.bn, self.conv.forward(x))))
+        self.pool(relu(batch_norm(&self.bn, self.conv.forward(x))))
+    }
+}
+
+/// Each channel blurred by the fixed binomial kernel `[1 2 1]ᵀ[1 2 1] / 16` (zero padding
+/// of 1 pixel) and sampled every `stride` pixels: the anti-aliasing half of
+/// [`Pooling::Blurred`]. It has no weights to learn.
+#[derive(Module, Debug)]
+pub struct BlurDownsample {
+    /// Sampling step, pixels.
+    pub stride: usize,
+}
+
+impl BlurDownsample {
+    /// Side of the blur kernel, pixels.
+    pub const KERNEL: usize = 3;
+
+    /// `x` `[n, c, h, w]` blurred and subsampled: `[n, c, ⌈h / stride⌉, ⌈w / stride⌉]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, channels, _, _] = x.dims();
+        const TAPS: [f32; 3] = [1.0, 2.0, 1.0];
+        let kernel: Vec<f32> = (0..channels)
+            .flat_map(|_| {
+                TAPS.iter()
+                    .flat_map(|a| TAPS.iter().map(move |b| a * b / 16.0))
+            })
+            .collect();
+        let weight = Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(kernel, [channels, 1, 3, 3]),
+            &x.device(),
+        );
+        burn::tensor::module::conv2d(
+            x,
+            weight,
+            None,
+            burn::tensor::ops::ConvOptions::new([self.stride; 2], [1, 1], [1, 1], channels),
+        )
     }
 }
 
@@ -196,7 +295,12 @@ impl EmbeddingNet {
                 } else {
                     config.block_channels(i - 1)
                 };
-                ConvBlock::new(device, [cin, config.block_channels(i)], config.pool_side(i))
+                ConvBlock::new(
+                    device,
+                    [cin, config.block_channels(i)],
+                    config.pool_side(i),
+                    config.pooling,
+                )
             })
             .collect();
         Self { blocks }
@@ -238,6 +342,14 @@ impl EmbeddingNet {
                 stride: block.pool.stride[0],
                 padding: 0,
             });
+            if let Some(blur) = &block.blur {
+                out.push(LayerGeometry {
+                    name: format!("blocks.{i}.blur"),
+                    kernel: BlurDownsample::KERNEL,
+                    stride: blur.stride,
+                    padding: 1,
+                });
+            }
         }
         out
     }
@@ -260,7 +372,8 @@ pub fn seeded<M: Module>(device: &Device, seed: u64, init: impl FnOnce() -> M) -
 /// One spatial layer's geometry (square kernels), in pixels of its input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerGeometry {
-    /// The layer's path in the module (`blocks.<i>.conv` or `blocks.<i>.pool`).
+    /// The layer's path in the module (`blocks.<i>.conv`, `blocks.<i>.pool` or
+    /// `blocks.<i>.blur`).
     pub name: String,
     /// Kernel side.
     pub kernel: usize,
@@ -415,6 +528,7 @@ mod tests {
             channels: 8,
             last_channels: Some(32),
             last_pool: LastPool::Halve,
+            pooling: Pooling::Max,
         };
         assert_eq!(
             (0..4).map(|i| config.block_channels(i)).collect::<Vec<_>>(),
@@ -429,6 +543,80 @@ mod tests {
             ..config
         };
         assert_eq!(same.embedding_dim(), 8);
+    }
+
+    #[test]
+    fn blurred_subsampling_keeps_an_impulse_whichever_pixel_it_lies_on() {
+        let device = Device::flex();
+        let blur = BlurDownsample { stride: 2 };
+        // Sampling every other pixel keeps an impulse on an even pixel whole and loses one
+        // on an odd pixel; blurred first, a quarter of it is kept either way, spread over
+        // one, two or four samples.
+        for (y, x, samples) in [(4, 4, 1), (4, 5, 2), (5, 4, 2), (5, 5, 4)] {
+            let mut image = vec![0.0f32; 100];
+            image[y * 10 + x] = 1.0;
+            let out = blur.forward(Tensor::<4>::from_data(
+                burn::tensor::TensorData::new(image, [1, 1, 10, 10]),
+                &device,
+            ));
+            assert_eq!(out.dims(), [1, 1, 5, 5]);
+            let values = out.into_data().try_to_vec::<f32>().expect("f32");
+            let total: f32 = values.iter().sum();
+            assert!((total - 0.25).abs() < 1e-6, "({y}, {x}): {total}");
+            assert_eq!(values.iter().filter(|v| **v > 0.0).count(), samples);
+        }
+    }
+
+    #[test]
+    fn poolings_parse_by_name_and_unknown_names_list_the_choices() {
+        assert_eq!("blurred".parse::<Pooling>(), Ok(Pooling::Blurred));
+        assert_eq!("global".parse::<LastPool>(), Ok(LastPool::Global));
+        let err = "mean".parse::<Pooling>().expect_err("unknown");
+        assert_eq!(err, "unknown pooling \"mean\" (max, blurred)");
+    }
+
+    #[test]
+    fn blurred_pooling_keeps_the_map_sizes_and_traces_its_blur() {
+        let device = Device::flex();
+        let config = NetConfig {
+            channels: 4,
+            last_channels: Some(16),
+            last_pool: LastPool::Global,
+            pooling: Pooling::Blurred,
+            ..NetConfig::default()
+        };
+        assert_eq!((config.output_side(), config.embedding_dim()), (1, 16));
+        let net = seeded(&device, 2, || EmbeddingNet::new(&config, &device));
+        let images = Tensor::<4>::ones([2, 1, 28, 28], &device);
+        let maps: Vec<usize> = net
+            .conv_activations(images.clone())
+            .iter()
+            .map(|a| a.dims()[2])
+            .collect();
+        assert_eq!(maps, [28, 14, 7, 3]);
+        assert_eq!(net.forward(images).dims(), [2, 16]);
+        // The three halving blocks pool at stride 1 and subsample in their blur; the last
+        // block's global pool is left as it is.
+        let geometry: Vec<(String, usize, usize, usize)> = net
+            .layer_geometry()
+            .into_iter()
+            .map(|g| (g.name, g.kernel, g.stride, g.padding))
+            .collect();
+        for i in 0..3 {
+            let block: Vec<_> = geometry
+                .iter()
+                .filter(|g| g.0.starts_with(&format!("blocks.{i}.")))
+                .map(|g| (g.0.rsplit('.').next().unwrap_or_default(), g.1, g.2, g.3))
+                .collect();
+            assert_eq!(
+                block,
+                [("conv", 3, 1, 1), ("pool", 2, 1, 0), ("blur", 3, 2, 1)]
+            );
+        }
+        assert_eq!(
+            geometry.last().map(|g| (g.0.as_str(), g.1, g.2)),
+            Some(("blocks.3.pool", 3, 3))
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::collapse::{spread, Collapse, CollapseGuard};
 use crate::data::{Dataset, Framing};
 use crate::loss::{bce_with_logits, prototypical_loss, softmax_cross_entropy, triplet_loss};
 use crate::mining::{mine, squared_distances, Miner};
-use crate::model::{l2_normalize, LastPool, NetConfig, PairFeatures, SimilarityModel};
+use crate::model::{l2_normalize, LastPool, NetConfig, PairFeatures, Pooling, SimilarityModel};
 use crate::rng::Rng;
 use crate::TrainError;
 
@@ -141,6 +141,11 @@ impl TrainConfig {
                     LastPool::Global
                 } else {
                     LastPool::Halve
+                },
+                pooling: if proto {
+                    Pooling::Blurred
+                } else {
+                    Pooling::Max
                 },
                 ..NetConfig::default()
             },
@@ -930,6 +935,7 @@ mod tests {
             .expect("net");
         assert_eq!(net.remove("last_channels"), Some(PROTO_EMBEDDING.into()));
         assert!(net.remove("last_pool").is_some());
+        assert_eq!(net.remove("pooling"), Some("blurred".into()));
         let augment = fields
             .get_mut("augment")
             .and_then(|n| n.as_object_mut())
@@ -947,6 +953,7 @@ mod tests {
     fn proto_defaults_pool_the_whole_last_map_into_the_embedding() {
         let proto = TrainConfig::omniglot(Method::Proto { shots: 1 });
         assert_eq!(proto.net.last_pool, LastPool::Global);
+        assert_eq!(proto.net.pooling, Pooling::Blurred);
         assert_eq!(proto.net.output_side(), 1);
         assert_eq!(proto.net.embedding_dim(), PROTO_EMBEDDING);
         let triplet = TrainConfig::omniglot(Method::Triplet {

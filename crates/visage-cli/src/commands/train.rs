@@ -62,6 +62,9 @@ fn apply_options(c: &mut TrainConfig, o: &TrainingOptions) -> anyhow::Result<()>
     if let Some(pool) = o.last_pool {
         c.net.last_pool = pool;
     }
+    if let Some(pooling) = o.pooling {
+        c.net.pooling = pooling;
+    }
     if let Some(s) = o.steps {
         if s == 0 {
             bail!("--steps must be at least 1");
