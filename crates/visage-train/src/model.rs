@@ -212,6 +212,8 @@ pub struct BlurDownsample {
 impl BlurDownsample {
     /// Side of the blur kernel, pixels.
     pub const KERNEL: usize = 3;
+    /// Zero padding on each side, pixels: the kernel centred on every sampled pixel.
+    pub const PADDING: usize = 1;
 
     /// `x` `[n, c, h, w]` blurred and subsampled: `[n, c, ⌈h / stride⌉, ⌈w / stride⌉]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
@@ -224,14 +226,19 @@ impl BlurDownsample {
             })
             .collect();
         let weight = Tensor::<4>::from_data(
-            burn::tensor::TensorData::new(kernel, [channels, 1, 3, 3]),
+            burn::tensor::TensorData::new(kernel, [channels, 1, Self::KERNEL, Self::KERNEL]),
             &x.device(),
         );
         burn::tensor::module::conv2d(
             x,
             weight,
             None,
-            burn::tensor::ops::ConvOptions::new([self.stride; 2], [1, 1], [1, 1], channels),
+            burn::tensor::ops::ConvOptions::new(
+                [self.stride; 2],
+                [Self::PADDING; 2],
+                [1, 1],
+                channels,
+            ),
         )
     }
 }
@@ -347,7 +354,7 @@ impl EmbeddingNet {
                     name: format!("blocks.{i}.blur"),
                     kernel: BlurDownsample::KERNEL,
                     stride: blur.stride,
-                    padding: 1,
+                    padding: BlurDownsample::PADDING,
                 });
             }
         }
